@@ -1,0 +1,55 @@
+//! What a frontend registers once: its globals (CPU-state fields as IR temps), its helpers, and where the CPU
+//! state holds the fault word.
+
+use crate::helper::HelperTable;
+use crate::Type;
+
+/// A CPU-state field exposed to the IR as a global temp.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobalDef {
+    /// Name used in dumps (`rax`, `cc_src`, ...).
+    pub name: String,
+    /// Value type.
+    pub ty: Type,
+    /// Byte offset from the CPU-state pointer.
+    pub offset: i32,
+}
+
+/// Everything about a guest target that IR passes and backends need.
+#[derive(Clone, Debug, Default)]
+pub struct TargetDesc {
+    /// Globals; they become temps `1..=globals.len()` of every function (temp 0 is `env`).
+    pub globals: Vec<GlobalDef>,
+    /// Helpers callable from the IR.
+    pub helpers: HelperTable,
+    /// Offset of a `u32` in the CPU state that a faulting helper sets nonzero (see [`crate::helper`]).
+    pub fault_offset: i32,
+}
+
+impl TargetDesc {
+    /// A description with no globals and no helpers, the fault word at `fault_offset`.
+    pub fn new(fault_offset: i32) -> Self {
+        TargetDesc {
+            globals: Vec::new(),
+            helpers: HelperTable::new(),
+            fault_offset,
+        }
+    }
+
+    /// Adds a global and returns its index among the globals.
+    ///
+    /// # Panics
+    /// When the name is taken (a frontend programming error).
+    pub fn add_global(&mut self, name: &str, ty: Type, offset: i32) -> usize {
+        assert!(
+            self.globals.iter().all(|g| g.name != name),
+            "global {name} defined twice"
+        );
+        self.globals.push(GlobalDef {
+            name: name.to_string(),
+            ty,
+            offset,
+        });
+        self.globals.len() - 1
+    }
+}
