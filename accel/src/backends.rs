@@ -59,9 +59,6 @@ mod tests {
     #[test]
     fn tci_is_available() {
         assert_eq!(available_backends(), vec![BackendKind::Tci]);
-        assert_eq!(
-            create_backend(BackendKind::Tci).map(|b| b.name()).ok(),
-            Some("tci")
-        );
+        assert_eq!(create_backend(BackendKind::Tci).map(|b| b.name()).ok(), Some("tci"));
     }
 }

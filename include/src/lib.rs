@@ -9,9 +9,7 @@ pub mod memop;
 pub mod mmu;
 pub mod tlb;
 
-pub use addr::{
-    GuestPhysAddr, GuestVirtAddr, TARGET_PAGE_BITS, TARGET_PAGE_MASK, TARGET_PAGE_SIZE,
-};
+pub use addr::{GuestPhysAddr, GuestVirtAddr, TARGET_PAGE_BITS, TARGET_PAGE_MASK, TARGET_PAGE_SIZE};
 pub use memop::{MemOp, MemOpError};
 pub use mmu::{MmuIdx, NB_MMU_MODES};
 pub use tlb::TlbEntry;

@@ -39,17 +39,9 @@ pub struct MemFault;
 /// softmmu implements it; tests use a flat memory.
 pub trait GuestMemory {
     /// Loads `memop.size_bytes()` bytes at `addr`, extended as `memop` says.
-    fn load(&mut self, env: *mut u8, addr: u64, memop: MemOp, mmu: MmuIdx)
-        -> Result<u64, MemFault>;
+    fn load(&mut self, env: *mut u8, addr: u64, memop: MemOp, mmu: MmuIdx) -> Result<u64, MemFault>;
     /// Stores the low `memop.size_bytes()` bytes of `value` at `addr`.
-    fn store(
-        &mut self,
-        env: *mut u8,
-        addr: u64,
-        value: u64,
-        memop: MemOp,
-        mmu: MmuIdx,
-    ) -> Result<(), MemFault>;
+    fn store(&mut self, env: *mut u8, addr: u64, value: u64, memop: MemOp, mmu: MmuIdx) -> Result<(), MemFault>;
 }
 
 /// What a running TB needs from its caller.
@@ -130,10 +122,7 @@ pub trait Backend {
 
     /// Compiles several TBs at once, so a backend can share one module between them and keep jumps between
     /// members inside it. The default compiles each member alone.
-    fn compile_group(
-        &mut self,
-        members: &[GroupMember<'_>],
-    ) -> Result<Vec<Box<dyn CompiledTb>>, CompileError> {
+    fn compile_group(&mut self, members: &[GroupMember<'_>]) -> Result<Vec<Box<dyn CompiledTb>>, CompileError> {
         members.iter().map(|m| self.compile(m.func)).collect()
     }
 }
@@ -188,11 +177,7 @@ impl fmt::Display for BackendError {
             BackendError::Unknown(n) => {
                 write!(f, "unknown TCG backend `{n}` (known: tci, wasm32, native)")
             }
-            BackendError::NotBuilt(k) => write!(
-                f,
-                "TCG backend `{}` is not built into this binary",
-                k.name()
-            ),
+            BackendError::NotBuilt(k) => write!(f, "TCG backend `{}` is not built into this binary", k.name()),
         }
     }
 }

@@ -161,79 +161,37 @@ impl Func {
 
     /// `d = cond(a, b) ? -1 : 0`
     pub fn negsetcond(&mut self, cond: Cond, d: Temp, a: Temp, b: Temp) {
-        self.emit(
-            Opcode::Negsetcond,
-            self.ty(d),
-            &[d],
-            &[a, b],
-            &[cond as u64],
-        );
+        self.emit(Opcode::Negsetcond, self.ty(d), &[d], &[a, b], &[cond as u64]);
     }
 
     /// `d = cond(c1, c2) ? v1 : v2`
     pub fn movcond(&mut self, cond: Cond, d: Temp, c1: Temp, c2: Temp, v1: Temp, v2: Temp) {
-        self.emit(
-            Opcode::Movcond,
-            self.ty(d),
-            &[d],
-            &[c1, c2, v1, v2],
-            &[cond as u64],
-        );
+        self.emit(Opcode::Movcond, self.ty(d), &[d], &[c1, c2, v1, v2], &[cond as u64]);
     }
 
     /// Branch to `label` when `cond(a, b)`.
     pub fn brcond(&mut self, cond: Cond, a: Temp, b: Temp, label: Label) {
-        self.emit(
-            Opcode::Brcond,
-            self.ty(a),
-            &[],
-            &[a, b],
-            &[cond as u64, label.0 as u64],
-        );
+        self.emit(Opcode::Brcond, self.ty(a), &[], &[a, b], &[cond as u64, label.0 as u64]);
     }
 
     /// `d = a` with bits `pos..pos+len` taken from `b`.
     pub fn deposit(&mut self, d: Temp, a: Temp, b: Temp, pos: u32, len: u32) {
-        self.emit(
-            Opcode::Deposit,
-            self.ty(d),
-            &[d],
-            &[a, b],
-            &[pos as u64, len as u64],
-        );
+        self.emit(Opcode::Deposit, self.ty(d), &[d], &[a, b], &[pos as u64, len as u64]);
     }
 
     /// `d` = zero-extended field `pos..pos+len` of `a`.
     pub fn extract(&mut self, d: Temp, a: Temp, pos: u32, len: u32) {
-        self.emit(
-            Opcode::Extract,
-            self.ty(d),
-            &[d],
-            &[a],
-            &[pos as u64, len as u64],
-        );
+        self.emit(Opcode::Extract, self.ty(d), &[d], &[a], &[pos as u64, len as u64]);
     }
 
     /// `d` = sign-extended field `pos..pos+len` of `a`.
     pub fn sextract(&mut self, d: Temp, a: Temp, pos: u32, len: u32) {
-        self.emit(
-            Opcode::Sextract,
-            self.ty(d),
-            &[d],
-            &[a],
-            &[pos as u64, len as u64],
-        );
+        self.emit(Opcode::Sextract, self.ty(d), &[d], &[a], &[pos as u64, len as u64]);
     }
 
     /// `d = (hi:lo) >> shift`, low half.
     pub fn extract2(&mut self, d: Temp, lo: Temp, hi: Temp, shift: u32) {
-        self.emit(
-            Opcode::Extract2,
-            self.ty(d),
-            &[d],
-            &[lo, hi],
-            &[shift as u64],
-        );
+        self.emit(Opcode::Extract2, self.ty(d), &[d], &[lo, hi], &[shift as u64]);
     }
 
     /// `(d, carry) = a + b`

@@ -17,9 +17,7 @@ impl Func {
     pub fn write_temp(&self, out: &mut impl Write, t: Temp) -> fmt::Result {
         match self.temps.get(t.index()).map(|i| i.kind) {
             Some(TempKind::Env) => out.write_str("env"),
-            Some(TempKind::Global { index, .. }) => {
-                out.write_str(&self.target.globals[index as usize].name)
-            }
+            Some(TempKind::Global { index, .. }) => out.write_str(&self.target.globals[index as usize].name),
             Some(TempKind::Tb) => write!(out, "t{}", t.0),
             Some(TempKind::Ebb) => write!(out, "e{}", t.0),
             Some(TempKind::Const(v)) => write!(out, "$0x{v:x}"),
@@ -76,11 +74,7 @@ fn write_const(f: &Func, out: &mut impl Write, kind: ConstKind, op: &Op, c: u64)
             None => write!(out, "cond?{c}"),
         },
         ConstKind::Label => write!(out, "L{c}"),
-        ConstKind::Pos
-        | ConstKind::Len
-        | ConstKind::Shift
-        | ConstKind::TbSlot
-        | ConstKind::MmuIdx => {
+        ConstKind::Pos | ConstKind::Len | ConstKind::Shift | ConstKind::TbSlot | ConstKind::MmuIdx => {
             write!(out, "{c}")
         }
         ConstKind::Offset => {
@@ -91,10 +85,7 @@ fn write_const(f: &Func, out: &mut impl Write, kind: ConstKind, op: &Op, c: u64)
                 write!(out, "0x{v:x}")
             }
         }
-        ConstKind::MemOp => match u32::try_from(c)
-            .ok()
-            .and_then(|raw| MemOp::from_raw(raw).ok())
-        {
+        ConstKind::MemOp => match u32::try_from(c).ok().and_then(|raw| MemOp::from_raw(raw).ok()) {
             Some(m) => write!(out, "{m}"),
             None => write!(out, "memop?0x{c:x}"),
         },

@@ -89,10 +89,7 @@ impl Func {
 
     /// A new temp living for the whole TB.
     pub fn new_temp(&mut self, ty: Type) -> Temp {
-        self.push_temp(TempInfo {
-            ty,
-            kind: TempKind::Tb,
-        })
+        self.push_temp(TempInfo { ty, kind: TempKind::Tb })
     }
 
     /// A new temp living until the next label.

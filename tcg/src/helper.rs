@@ -15,8 +15,7 @@ use bitflags::bitflags;
 pub const HELPER_MAX_ARGS: usize = 5;
 
 /// The uniform helper signature.
-pub type HelperFn =
-    unsafe extern "C" fn(env: *mut u8, a0: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> u64;
+pub type HelperFn = unsafe extern "C" fn(env: *mut u8, a0: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> u64;
 
 bitflags! {
     /// What a helper may do besides computing its result.
@@ -75,11 +74,7 @@ impl HelperTable {
             "helper {} has too many arguments",
             info.name
         );
-        assert!(
-            self.find(info.name).is_none(),
-            "helper {} registered twice",
-            info.name
-        );
+        assert!(self.find(info.name).is_none(), "helper {} registered twice", info.name);
         self.infos.push(info);
         HelperId(self.infos.len() as u32 - 1)
     }

@@ -28,8 +28,7 @@ pub mod types;
 pub mod verify;
 
 pub use backend::{
-    Backend, BackendError, BackendKind, CompileError, CompiledTb, ExecContext, GuestMemory,
-    MemFault, TbExit,
+    Backend, BackendError, BackendKind, CompileError, CompiledTb, ExecContext, GuestMemory, MemFault, TbExit,
 };
 pub use func::Func;
 pub use helper::{HelperFlags, HelperFn, HelperId, HelperInfo, HelperTable, HELPER_MAX_ARGS};

@@ -85,9 +85,7 @@ impl Op {
 
     /// Output temps.
     pub fn outs(&self) -> impl Iterator<Item = Temp> + '_ {
-        self.args[..self.nb_out as usize]
-            .iter()
-            .map(|&a| Temp(a as u32))
+        self.args[..self.nb_out as usize].iter().map(|&a| Temp(a as u32))
     }
 
     /// Input temps.

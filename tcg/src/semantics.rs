@@ -122,11 +122,7 @@ pub fn eval(opc: Opcode, ty: Type, ins: &[u64], consts: &[u64]) -> Option<[u64; 
         }
         Rems => {
             let (a, b) = (sext(ty, arg(0)?), sext(ty, arg(1)?));
-            one(if b == 0 {
-                a as u64
-            } else {
-                a.wrapping_rem(b) as u64
-            })
+            one(if b == 0 { a as u64 } else { a.wrapping_rem(b) as u64 })
         }
         Remu => {
             let (a, b) = (arg(0)?, arg(1)?);
@@ -146,16 +142,8 @@ pub fn eval(opc: Opcode, ty: Type, ins: &[u64], consts: &[u64]) -> Option<[u64; 
         Sar => one((sext(ty, arg(0)?) >> (arg(1)? as u32 & (bits - 1))) as u64),
         Rotl | Rotr => {
             let (a, n) = (arg(0)?, arg(1)? as u32 & (bits - 1));
-            let n = if opc == Rotr {
-                (bits - n) & (bits - 1)
-            } else {
-                n
-            };
-            one(if n == 0 {
-                a
-            } else {
-                (a << n) | (a >> (bits - n))
-            })
+            let n = if opc == Rotr { (bits - n) & (bits - 1) } else { n };
+            one(if n == 0 { a } else { (a << n) | (a >> (bits - n)) })
         }
         Clz => {
             let a = arg(0)?;
@@ -167,17 +155,11 @@ pub fn eval(opc: Opcode, ty: Type, ins: &[u64], consts: &[u64]) -> Option<[u64; 
         }
         Ctz => {
             let a = arg(0)?;
-            one(if a == 0 {
-                arg(1)?
-            } else {
-                a.trailing_zeros() as u64
-            })
+            one(if a == 0 { arg(1)? } else { a.trailing_zeros() as u64 })
         }
         Ctpop => one(arg(0)?.count_ones() as u64),
         Setcond => one(eval_cond(Cond::from_raw(k(0)?)?, ty, arg(0)?, arg(1)?) as u64),
-        Negsetcond => {
-            one((eval_cond(Cond::from_raw(k(0)?)?, ty, arg(0)?, arg(1)?) as u64).wrapping_neg())
-        }
+        Negsetcond => one((eval_cond(Cond::from_raw(k(0)?)?, ty, arg(0)?, arg(1)?) as u64).wrapping_neg()),
         Movcond => {
             let c = eval_cond(Cond::from_raw(k(0)?)?, ty, arg(0)?, arg(1)?);
             one(if c { arg(2)? } else { arg(3)? })
@@ -224,20 +206,12 @@ pub fn eval(opc: Opcode, ty: Type, ins: &[u64], consts: &[u64]) -> Option<[u64; 
         Bswap32 => one((arg(0)? as u32).swap_bytes() as u64),
         Bswap64 => one(arg(0)?.swap_bytes()),
         Addco | Addci | Addcio => {
-            let cin = if opc == Addco {
-                0
-            } else {
-                (arg(2)? != 0) as u128
-            };
+            let cin = if opc == Addco { 0 } else { (arg(2)? != 0) as u128 };
             let full = arg(0)? as u128 + arg(1)? as u128 + cin;
             two(full as u64, (full >> bits) as u64 & 1)
         }
         Subbo | Subbi | Subbio => {
-            let bin = if opc == Subbo {
-                0
-            } else {
-                (arg(2)? != 0) as u64
-            };
+            let bin = if opc == Subbo { 0 } else { (arg(2)? != 0) as u64 };
             let (a, b) = (arg(0)?, arg(1)?);
             let borrow = (a as u128) < b as u128 + bin as u128;
             two(a.wrapping_sub(b).wrapping_sub(bin), borrow as u64)
@@ -263,10 +237,7 @@ mod tests {
         assert_eq!(ev(Divs, I64, &[1 << 63, u64::MAX], &[]), 1 << 63);
         assert_eq!(ev(Divu, I64, &[7, 0], &[]), 0);
         assert_eq!(ev(Remu, I64, &[7, 0], &[]), 7);
-        assert_eq!(
-            ev(Rems, I32, &[(-7i32) as u32 as u64, 2], &[]),
-            (-1i32) as u32 as u64
-        );
+        assert_eq!(ev(Rems, I32, &[(-7i32) as u32 as u64, 2], &[]), (-1i32) as u32 as u64);
     }
 
     #[test]
@@ -283,26 +254,17 @@ mod tests {
             eval(Mulu2, I32, &[0xffff_ffff, 0xffff_ffff], &[]),
             Some([1, 0xffff_fffe])
         );
-        assert_eq!(
-            eval(Muls2, I64, &[u64::MAX, 2], &[]),
-            Some([u64::MAX - 1, u64::MAX])
-        );
+        assert_eq!(eval(Muls2, I64, &[u64::MAX, 2], &[]), Some([u64::MAX - 1, u64::MAX]));
         assert_eq!(eval(Addcio, I64, &[u64::MAX, 0, 1], &[]), Some([0, 1]));
         assert_eq!(eval(Subbio, I32, &[0, 0, 5], &[]), Some([0xffff_ffff, 1]));
-        assert_eq!(
-            eval(Addco, I32, &[0x8000_0000, 0x8000_0000], &[]),
-            Some([0, 1])
-        );
+        assert_eq!(eval(Addco, I32, &[0x8000_0000, 0x8000_0000], &[]), Some([0, 1]));
     }
 
     #[test]
     fn bit_fields() {
         assert_eq!(ev(Deposit, I64, &[u64::MAX, 0], &[8, 8]), !0xff00);
         assert_eq!(ev(Sextract, I32, &[0x80], &[4, 4]), 0xffff_fff8);
-        assert_eq!(
-            ev(Extract2, I32, &[0x1234_5678, 0x9abc_def0], &[8]),
-            0xf012_3456
-        );
+        assert_eq!(ev(Extract2, I32, &[0x1234_5678, 0x9abc_def0], &[8]), 0xf012_3456);
         assert_eq!(ev(Clz, I32, &[0, 99], &[]), 99);
         assert_eq!(ev(Clz, I32, &[1, 99], &[]), 31);
     }

@@ -68,10 +68,7 @@ pub fn verify(f: &Func) -> Result<(), VerifyError> {
         if let (Some(i), false) = (used, v.label_placed[label]) {
             return Err(VerifyError {
                 op_index: Some(*i),
-                message: format!(
-                    "`{}`: label L{label} is never placed",
-                    op_text(f, &f.ops[*i])
-                ),
+                message: format!("`{}`: label L{label} is never placed", op_text(f, &f.ops[*i])),
             });
         }
     }
@@ -82,10 +79,7 @@ pub fn verify(f: &Func) -> Result<(), VerifyError> {
         }),
         Some(op) if !op.opc.def().flags.contains(OpFlags::NO_FALLTHROUGH) => Err(VerifyError {
             op_index: Some(f.ops.len() - 1),
-            message: format!(
-                "`{}`: the last op falls through the end of the TB",
-                op_text(f, op)
-            ),
+            message: format!("`{}`: the last op falls through the end of the TB", op_text(f, op)),
         }),
         Some(_) => Ok(()),
     }
@@ -125,16 +119,13 @@ impl Verifier<'_> {
         for (i, (t, kind)) in op.ins().zip(&in_kinds).enumerate() {
             self.check_temp(t, *kind, op.ty)
                 .map_err(|e| format!("input {i}: {e}"))?;
-            self.check_defined(t)
-                .map_err(|e| format!("input {i}: {e}"))?;
+            self.check_defined(t).map_err(|e| format!("input {i}: {e}"))?;
         }
         for (i, (t, kind)) in op.outs().zip(&out_kinds).enumerate() {
             self.check_temp(t, *kind, op.ty)
                 .map_err(|e| format!("output {i}: {e}"))?;
             match self.f.temp(t).kind {
-                TempKind::Env | TempKind::Const(_) => {
-                    return Err(format!("output {i} is read-only"))
-                }
+                TempKind::Env | TempKind::Const(_) => return Err(format!("output {i} is read-only")),
                 _ => {}
             }
             self.defined[t.index()] = if op.opc == Opcode::Discard {
@@ -219,25 +210,13 @@ impl Verifier<'_> {
         }
     }
 
-    fn check_const(
-        &mut self,
-        index: usize,
-        op: &Op,
-        kind: ConstKind,
-        c: u64,
-    ) -> Result<(), String> {
+    fn check_const(&mut self, index: usize, op: &Op, kind: ConstKind, c: u64) -> Result<(), String> {
         let bits = op.ty.bits() as u64;
         match kind {
-            ConstKind::Imm if c & !op.ty.mask() != 0 => {
-                Err(format!("immediate 0x{c:x} does not fit {}", op.ty))
-            }
-            ConstKind::Cond if crate::Cond::from_raw(c).is_none() => {
-                Err(format!("no condition {c}"))
-            }
+            ConstKind::Imm if c & !op.ty.mask() != 0 => Err(format!("immediate 0x{c:x} does not fit {}", op.ty)),
+            ConstKind::Cond if crate::Cond::from_raw(c).is_none() => Err(format!("no condition {c}")),
             ConstKind::Label => {
-                let l = usize::try_from(c)
-                    .ok()
-                    .filter(|&l| l < self.label_placed.len());
+                let l = usize::try_from(c).ok().filter(|&l| l < self.label_placed.len());
                 let l = l.ok_or_else(|| format!("label L{c} was not allocated"))?;
                 if op.opc == Opcode::SetLabel {
                     if self.label_placed[l] {
@@ -266,18 +245,12 @@ impl Verifier<'_> {
                 let m = u32::try_from(c).map_err(|_| format!("memop 0x{c:x} is out of range"))?;
                 let m = MemOp::from_raw(m).map_err(|e| e.to_string())?;
                 if m.size_bytes() as u64 * 8 > bits {
-                    Err(format!(
-                        "a {}-byte access does not fit {}",
-                        m.size_bytes(),
-                        op.ty
-                    ))
+                    Err(format!("a {}-byte access does not fit {}", m.size_bytes(), op.ty))
                 } else {
                     Ok(())
                 }
             }
-            ConstKind::MmuIdx if c >= NB_MMU_MODES as u64 => {
-                Err(format!("MMU index {c} is out of range"))
-            }
+            ConstKind::MmuIdx if c >= NB_MMU_MODES as u64 => Err(format!("MMU index {c} is out of range")),
             ConstKind::TbSlot if c > 1 => Err(format!("goto_tb slot {c} is not 0 or 1")),
             _ => Ok(()),
         }
@@ -349,11 +322,7 @@ mod tests {
         let rax = f.global(0);
         f.mov(rax, t);
         f.exit_tb(0);
-        assert!(
-            err(&f).contains("is read before it is written"),
-            "{}",
-            err(&f)
-        );
+        assert!(err(&f).contains("is read before it is written"), "{}", err(&f));
     }
 
     #[test]
@@ -412,9 +381,7 @@ mod tests {
                 "8-byte access does not fit i32",
             ),
             (
-                Box::new(|f: &mut Func| {
-                    f.emit(Opcode::Movi, Type::I32, &[f.global(1)], &[], &[1 << 40])
-                }),
+                Box::new(|f: &mut Func| f.emit(Opcode::Movi, Type::I32, &[f.global(1)], &[], &[1 << 40])),
                 "does not fit i32",
             ),
             (
@@ -435,10 +402,7 @@ mod tests {
             build(&mut f);
             f.exit_tb(0);
             let e = err(&f);
-            assert!(
-                e.starts_with("op 0:") && e.contains(want),
-                "{e} (wanted {want})"
-            );
+            assert!(e.starts_with("op 0:") && e.contains(want), "{e} (wanted {want})");
         }
     }
 

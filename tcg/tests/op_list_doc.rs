@@ -5,24 +5,18 @@ use std::path::PathBuf;
 
 use rqemu_tcg::opcodes::{Opcode, Types, OPDEFS};
 
-const BEGIN: &str =
-    "<!-- op-list:begin (generated from tcg/src/opcodes.rs; bless with RQEMU_BLESS=1) -->\n";
+const BEGIN: &str = "<!-- op-list:begin (generated from tcg/src/opcodes.rs; bless with RQEMU_BLESS=1) -->\n";
 const END: &str = "<!-- op-list:end -->";
 
 fn generated_list() -> String {
-    let mut s =
-        String::from("| op | types | outputs | inputs | constants |\n|---|---|---|---|---|\n");
+    let mut s = String::from("| op | types | outputs | inputs | constants |\n|---|---|---|---|---|\n");
     for op in Opcode::ALL {
         let d = &OPDEFS[*op as usize];
         let types: Vec<&str> = match d.types {
             Types::None => vec!["-"],
             _ => op.valid_types().iter().map(|t| t.name()).collect(),
         };
-        let consts: Vec<String> = d
-            .consts
-            .iter()
-            .map(|c| format!("{c:?}").to_lowercase())
-            .collect();
+        let consts: Vec<String> = d.consts.iter().map(|c| format!("{c:?}").to_lowercase()).collect();
         let (outs, ins) = if *op == Opcode::Call {
             ("0-1".into(), "0-5".into())
         } else {
@@ -36,10 +30,7 @@ fn generated_list() -> String {
         );
     }
     let pairs: usize = Opcode::ALL.iter().map(|o| o.valid_types().len()).sum();
-    s += &format!(
-        "\n{} opcodes, {pairs} op x type pairs.\n",
-        Opcode::ALL.len()
-    );
+    s += &format!("\n{} opcodes, {pairs} op x type pairs.\n", Opcode::ALL.len());
     s
 }
 
