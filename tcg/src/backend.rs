@@ -24,7 +24,8 @@ pub enum TbExit {
     GotoPtr(usize),
     /// A guest memory access or a helper declared `MAY_FAULT` recorded a fault while executing guest
     /// instruction number `insn` of the TB (counting `insn_start` ops from 0). Every global was stored to the
-    /// CPU state before the faulting op; the loop restores the rest from the `insn_start` words.
+    /// CPU state before the faulting op; the loop restores the rest from the `insn_start` words. A fault word
+    /// set by a helper stays set; the loop clears it.
     Fault {
         /// Index of the guest instruction that faulted.
         insn: u32,

@@ -6,7 +6,9 @@
 //! arguments are passed zero-extended and an i32 result is the low half of the return value.
 //!
 //! A helper that faults records the exception in the CPU state, sets the word at
-//! [`crate::TargetDesc::fault_offset`] to a nonzero value and returns; it never unwinds.
+//! [`crate::TargetDesc::fault_offset`] to a nonzero value and returns; it never unwinds. Generated code leaves
+//! the word set when it exits with [`crate::TbExit::Fault`]; the execution loop clears it once it has delivered
+//! the exception.
 
 use crate::Type;
 use bitflags::bitflags;

@@ -357,9 +357,12 @@ mod tests {
         assert!(err(&f).contains("placed twice"));
     }
 
+    /// Builds the op under test into a function.
+    type Build = Box<dyn Fn(&mut Func)>;
+
     #[test]
     fn rejects_constant_args_out_of_range() {
-        let cases: Vec<(Box<dyn Fn(&mut Func)>, &str)> = vec![
+        let cases: Vec<(Build, &str)> = vec![
             (
                 Box::new(|f: &mut Func| f.extract(f.global(0), f.global(0), 60, 8)),
                 "field 60+8 is outside i64",
