@@ -23,7 +23,8 @@ pub enum TbExit {
     /// `goto_ptr handle`: the handle came from the loop's lookup helper; 0 means "back to the loop".
     GotoPtr(usize),
     /// A guest memory access or a helper declared `MAY_FAULT` recorded a fault while executing guest
-    /// instruction number `insn` of the TB (counting `insn_start` ops from 0). Every global was stored to the
+    /// instruction number `insn` of the TB (counting `insn_start` ops from 0; an op before the first
+    /// `insn_start` counts as instruction 0). Every global was stored to the
     /// CPU state before the faulting op; the loop restores the rest from the `insn_start` words. A fault word
     /// set by a helper stays set; the loop clears it.
     Fault {
@@ -88,6 +89,13 @@ pub enum CompileError {
     },
     /// The TB exceeds a limit of the backend (code size, locals, labels).
     TooLarge(String),
+    /// The IR breaks a rule the verifier enforces (the backend checks what it relies on rather than panic).
+    Invalid {
+        /// Index of the op in the function.
+        op_index: usize,
+        /// What is wrong.
+        why: String,
+    },
     /// The host refused the code (for example, a Wasm engine failed to instantiate it).
     Host(String),
 }
@@ -103,6 +111,7 @@ impl fmt::Display for CompileError {
                 )
             }
             CompileError::TooLarge(why) => write!(f, "TB too large: {why}"),
+            CompileError::Invalid { op_index, why } => write!(f, "op {op_index}: invalid IR: {why}"),
             CompileError::Host(why) => write!(f, "host rejected code: {why}"),
         }
     }

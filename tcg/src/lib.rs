@@ -27,6 +27,9 @@ pub mod temp;
 pub mod types;
 pub mod verify;
 
+/// The target triple this build runs on (`x86_64-unknown-linux-gnu`, `wasm32-unknown-unknown`, ...).
+pub const HOST_TRIPLE: &str = env!("RQEMU_TARGET_TRIPLE");
+
 pub use backend::{
     Backend, BackendError, BackendKind, CompileError, CompiledTb, ExecContext, GuestMemory, MemFault, TbExit,
 };

@@ -1,1 +1,660 @@
-//! (in progress)
+//! Liveness analysis and dead-code elimination, and the effect model every pass shares.
+//!
+//! - [`effects`]: what an op does besides computing its outputs (may it be deleted, which globals must be in the
+//!   CPU state before it, which globals it may change there), with calls resolved through their helper;
+//! - [`analyze`]: per-op death bits and per-temp live ranges, for backends that allocate slots or registers;
+//! - [`eliminate_dead_code`]: deletes ops whose results are never read.
+//!
+//! Liveness is computed backward over the control-flow graph until it is stable, so values live around a
+//! loop inside a TB stay live. Rules:
+//! - every global is read at each op that ends a basic block (branches, labels, TB exits) and at each op that
+//!   needs the CPU state exact (may fault, calls that read or write globals, host loads and stores of a
+//!   global's bytes); that is where [`crate::lower`] stores dirty globals;
+//! - EBB temps are dead at every `set_label`; TB temps flow across labels and branches;
+//! - `env` and constants are never tracked: they need no slot and never die.
+//!
+//! Dead-code elimination solves the same equations ignoring the inputs of ops that are themselves dead, so a
+//! computation whose only reader is dead (or a counter that only feeds itself around a loop) goes away in one
+//! run.
+
+use crate::func::Func;
+use crate::helper::{HelperFlags, HelperId};
+use crate::op::Op;
+use crate::opcodes::{ArgKind, ConstKind, OpFlags, Opcode};
+use crate::target::GlobalDef;
+use crate::temp::{Temp, TempKind};
+use crate::Type;
+
+/// Bytes of the CPU state an op reads or writes outside the IR's view of globals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateAccess {
+    /// None at all.
+    Nothing,
+    /// Possibly any byte: helpers, TB exits, host accesses through a pointer other than `env`.
+    All,
+    /// `len` bytes at `offset` from `env`.
+    Bytes {
+        /// Byte offset from `env`.
+        offset: i64,
+        /// Number of bytes.
+        len: u32,
+    },
+}
+
+impl StateAccess {
+    /// Whether the access may touch the field of global `g`.
+    pub fn touches(self, g: &GlobalDef) -> bool {
+        match self {
+            StateAccess::Nothing => false,
+            StateAccess::All => true,
+            StateAccess::Bytes { offset, len } => {
+                let (g_start, g_len) = (g.offset as i64, (g.ty.bits() / 8) as i64);
+                offset < g_start + g_len && g_start < offset + len as i64
+            }
+        }
+    }
+}
+
+/// How an op interacts with the CPU state and whether it may be deleted; see [`effects`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Effects {
+    /// The op may be deleted when none of its outputs is read.
+    pub removable: bool,
+    /// Globals whose field this touches must hold their current value in the CPU state before the op runs:
+    /// the op reads them there, or the TB may exit at it.
+    pub sync: StateAccess,
+    /// Globals whose field this touches may hold a different value in the CPU state after the op.
+    pub clobber: StateAccess,
+}
+
+/// The effects of `op` in `f`: from the opcode table, or from the helper's declaration for calls.
+///
+/// Host loads and stores based on `env` touch exactly the bytes they access, so a frontend may keep non-global
+/// CPU-state fields next to globals; through any other base they may touch every global. Guest memory
+/// (`qemu_ld`/`qemu_st`) never aliases the CPU state.
+pub fn effects(f: &Func, op: &Op) -> Effects {
+    let def = op.opc.def();
+    if op.opc == Opcode::Call {
+        let helper = op
+            .consts()
+            .first()
+            .and_then(|&id| f.target.helpers.get(HelperId(id as u32)));
+        // An unregistered helper (rejected by the verifier) is treated as doing everything.
+        let flags = helper.map_or(HelperFlags::all() - HelperFlags::PURE, |h| h.flags);
+        let touches_state =
+            flags.intersects(HelperFlags::READS_GLOBALS | HelperFlags::WRITES_GLOBALS | HelperFlags::MAY_FAULT);
+        return Effects {
+            removable: flags.contains(HelperFlags::PURE) && !touches_state,
+            sync: if touches_state {
+                StateAccess::All
+            } else {
+                StateAccess::Nothing
+            },
+            clobber: if flags.contains(HelperFlags::WRITES_GLOBALS) {
+                StateAccess::All
+            } else {
+                StateAccess::Nothing
+            },
+        };
+    }
+    let keep = OpFlags::SIDE_EFFECTS | OpFlags::MAY_FAULT | OpFlags::BB_END;
+    let mut e = Effects {
+        // An op without outputs exists for its effect (`insn_start` marks instruction boundaries).
+        removable: !def.flags.intersects(keep) && op.nb_out > 0,
+        sync: StateAccess::Nothing,
+        clobber: StateAccess::Nothing,
+    };
+    if def.flags.intersects(OpFlags::BB_END | OpFlags::MAY_FAULT) {
+        e.sync = StateAccess::All;
+        return e;
+    }
+    if let Some(access) = host_access(op) {
+        if def.flags.intersects(OpFlags::READS_MEMORY | OpFlags::WRITES_MEMORY) {
+            e.sync = access;
+        }
+        if def.flags.contains(OpFlags::WRITES_MEMORY) {
+            e.clobber = access;
+        }
+    }
+    e
+}
+
+/// The CPU-state bytes a host load or store (an op with a pointer input and an offset) may access.
+fn host_access(op: &Op) -> Option<StateAccess> {
+    let def = op.opc.def();
+    let base = def.ins.iter().position(|k| *k == ArgKind::Ptr)?;
+    let offset = def.consts.iter().position(|k| *k == ConstKind::Offset)?;
+    if op.input(base) != Temp::ENV {
+        return Some(StateAccess::All);
+    }
+    Some(StateAccess::Bytes {
+        offset: op.konst(offset) as i64,
+        len: host_access_bytes(op.opc, op.ty),
+    })
+}
+
+/// Size of a host load or store; the width is part of the op's meaning, so it is spelled out here.
+fn host_access_bytes(opc: Opcode, ty: Type) -> u32 {
+    use Opcode::*;
+    match opc {
+        Ld8u | Ld8s | St8 => 1,
+        Ld16u | Ld16s | St16 => 2,
+        Ld32u | Ld32s | St32 => 4,
+        _ => ty.bits() / 8,
+    }
+}
+
+/// A set of temps, one bit each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TempSet {
+    words: Vec<u64>,
+}
+
+impl TempSet {
+    pub(crate) fn new(nb_temps: usize) -> TempSet {
+        TempSet {
+            words: vec![0; nb_temps.div_ceil(64)],
+        }
+    }
+
+    pub(crate) fn insert(&mut self, t: Temp) {
+        if let Some(w) = self.words.get_mut(t.index() / 64) {
+            *w |= 1 << (t.index() % 64);
+        }
+    }
+
+    pub(crate) fn remove(&mut self, t: Temp) {
+        if let Some(w) = self.words.get_mut(t.index() / 64) {
+            *w &= !(1 << (t.index() % 64));
+        }
+    }
+
+    pub(crate) fn contains(&self, t: Temp) -> bool {
+        self.words
+            .get(t.index() / 64)
+            .is_some_and(|w| w & (1 << (t.index() % 64)) != 0)
+    }
+
+    pub(crate) fn union_with(&mut self, other: &TempSet) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a |= b;
+        }
+    }
+
+    pub(crate) fn subtract(&mut self, other: &TempSet) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a &= !b;
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Temp> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &w)| {
+            (0..64)
+                .filter(move |b| w & (1 << b) != 0)
+                .map(move |b| Temp((i * 64 + b) as u32))
+        })
+    }
+}
+
+/// Which arguments of one op hold values that end there; see [`Liveness::life`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArgLife {
+    dead_outs: u8,
+    dying_ins: u8,
+}
+
+impl ArgLife {
+    /// Whether the value written to output `i` is never read.
+    pub fn output_dead(self, i: usize) -> bool {
+        i < 8 && self.dead_outs & (1 << i) != 0
+    }
+
+    /// Whether the value read by input `i` is not needed after the op. Set once per temp, on its first
+    /// position among the inputs; a temp that is also an output gets a new value from the op, so its input
+    /// may still die. Never set for `env` or constants.
+    pub fn input_dies(self, i: usize) -> bool {
+        i < 8 && self.dying_ins & (1 << i) != 0
+    }
+}
+
+/// The program points at which a temp holds a value that may still be read.
+///
+/// Points number the reads and writes of the op list: op `i` reads its inputs at `2 * i` and writes its outputs
+/// at `2 * i + 1`. The range is the hull of every point where the temp is live, written or read, so it spans
+/// whole loops that carry it. Two temps whose ranges do not overlap may share a slot or register for the whole
+/// TB; a temp read for the last time by an op may hand its slot to an output of that same op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveRange {
+    /// First point (inclusive).
+    pub start: u32,
+    /// Last point (inclusive).
+    pub end: u32,
+}
+
+impl LiveRange {
+    /// The point at which op `op_index` reads its inputs.
+    pub const fn read_point(op_index: usize) -> u32 {
+        2 * op_index as u32
+    }
+
+    /// The point at which op `op_index` writes its outputs.
+    pub const fn write_point(op_index: usize) -> u32 {
+        2 * op_index as u32 + 1
+    }
+
+    /// Whether the two ranges share a point.
+    pub fn overlaps(&self, other: &LiveRange) -> bool {
+        self.start <= other.end && other.start <= self.end
+    }
+
+    fn extend(range: &mut Option<LiveRange>, point: u32) {
+        *range = Some(match *range {
+            None => LiveRange {
+                start: point,
+                end: point,
+            },
+            Some(r) => LiveRange {
+                start: r.start.min(point),
+                end: r.end.max(point),
+            },
+        });
+    }
+}
+
+/// The result of [`analyze`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Liveness {
+    /// For each op (indexed like [`Func::ops`]), which outputs are dead and which inputs die there: enough to
+    /// free a slot or register as soon as its value ends.
+    pub life: Vec<ArgLife>,
+    /// For each temp (indexed like [`Func::temps`]), where it is live; `None` for `env`, constants and temps
+    /// that no op mentions.
+    pub ranges: Vec<Option<LiveRange>>,
+}
+
+/// Computes liveness for `f` as it is (dead ops count as live; run [`eliminate_dead_code`] first).
+pub fn analyze(f: &Func) -> Liveness {
+    let solver = Solver::new(f, false);
+    let live_in = solver.solve();
+    let mut result = Liveness {
+        life: vec![ArgLife::default(); f.ops.len()],
+        ranges: vec![None; f.temps.len()],
+    };
+    for b in 0..solver.blocks.len() {
+        let block = solver.blocks[b];
+        let mut live = solver.live_out(b, &live_in);
+        for t in live.iter() {
+            LiveRange::extend(&mut result.ranges[t.index()], LiveRange::write_point(block.end - 1));
+        }
+        solver.scan_block(b, &mut live, |i, op, life| {
+            result.life[i] = life;
+            for t in op.outs() {
+                LiveRange::extend(&mut result.ranges[t.index()], LiveRange::write_point(i));
+            }
+            for t in op.ins().filter(|&t| solver.tracked(t)) {
+                LiveRange::extend(&mut result.ranges[t.index()], LiveRange::read_point(i));
+            }
+        });
+        for t in live.iter() {
+            LiveRange::extend(&mut result.ranges[t.index()], LiveRange::read_point(block.start));
+        }
+    }
+    result
+}
+
+/// Deletes every op whose outputs are never read and that [`effects`] says may be deleted; returns how many.
+///
+/// `discard` counts as a write of an undefined value, so it disappears unless something (wrongly) reads the
+/// temp after it.
+pub fn eliminate_dead_code(f: &mut Func) -> usize {
+    let solver = Solver::new(f, true);
+    let live_in = solver.solve();
+    let mut dead = vec![true; f.ops.len()];
+    for b in 0..solver.blocks.len() {
+        let mut live = solver.live_out(b, &live_in);
+        solver.scan_block(b, &mut live, |i, _, _| dead[i] = false);
+    }
+    let before = f.ops.len();
+    let mut i = 0;
+    f.ops.retain(|_| {
+        i += 1;
+        !dead[i - 1]
+    });
+    before - f.ops.len()
+}
+
+/// A basic block: ops `start..end`.
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    start: usize,
+    end: usize,
+    /// Successor blocks; `None` where control leaves the TB.
+    succs: [Option<usize>; 2],
+    /// Control may leave the TB by falling off the end of the op list.
+    falls_off: bool,
+}
+
+struct Solver<'a> {
+    f: &'a Func,
+    blocks: Vec<Block>,
+    /// Per op: may it be deleted when its outputs are dead (only when eliminating dead code).
+    removable: Vec<bool>,
+    /// Per op: the globals it needs in the CPU state.
+    syncs: Vec<TempSet>,
+    globals: TempSet,
+    ebb: TempSet,
+    eliminate: bool,
+}
+
+impl<'a> Solver<'a> {
+    fn new(f: &'a Func, eliminate: bool) -> Solver<'a> {
+        let n = f.temps.len();
+        let mut globals = TempSet::new(n);
+        let mut ebb = TempSet::new(n);
+        for (i, info) in f.temps.iter().enumerate() {
+            if info.kind == TempKind::Ebb {
+                ebb.insert(Temp(i as u32));
+            }
+        }
+        // Only globals the function mentions are tracked, so lowered IR gives none of them a live range.
+        for op in &f.ops {
+            for t in op.outs().chain(op.ins()) {
+                if f.temps.get(t.index()).is_some_and(|i| i.is_global()) {
+                    globals.insert(t);
+                }
+            }
+        }
+        let mut removable = Vec::with_capacity(f.ops.len());
+        let mut syncs = Vec::with_capacity(f.ops.len());
+        for op in &f.ops {
+            let e = effects(f, op);
+            removable.push(e.removable);
+            let mut sync = TempSet::new(n);
+            match e.sync {
+                StateAccess::Nothing => {}
+                StateAccess::All => sync.union_with(&globals),
+                access => {
+                    for g in globals.iter() {
+                        if let TempKind::Global { index, .. } = f.temp(g).kind {
+                            if access.touches(&f.target.globals[index as usize]) {
+                                sync.insert(g);
+                            }
+                        }
+                    }
+                }
+            }
+            syncs.push(sync);
+        }
+        Solver {
+            f,
+            blocks: build_blocks(f),
+            removable,
+            syncs,
+            globals,
+            ebb,
+            eliminate,
+        }
+    }
+
+    fn tracked(&self, t: Temp) -> bool {
+        self.f
+            .temps
+            .get(t.index())
+            .is_some_and(|i| matches!(i.kind, TempKind::Global { .. } | TempKind::Tb | TempKind::Ebb))
+    }
+
+    /// Live-in sets of every block, iterated to a fixed point.
+    fn solve(&self) -> Vec<TempSet> {
+        let mut live_in = vec![TempSet::new(self.f.temps.len()); self.blocks.len()];
+        loop {
+            let mut changed = false;
+            for b in (0..self.blocks.len()).rev() {
+                let mut live = self.live_out(b, &live_in);
+                self.scan_block(b, &mut live, |_, _, _| {});
+                if live != live_in[b] {
+                    live_in[b] = live;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return live_in;
+            }
+        }
+    }
+
+    fn live_out(&self, b: usize, live_in: &[TempSet]) -> TempSet {
+        let mut live = TempSet::new(self.f.temps.len());
+        for s in self.blocks[b].succs.iter().flatten() {
+            live.union_with(&live_in[*s]);
+        }
+        if self.blocks[b].falls_off {
+            live.union_with(&self.globals);
+        }
+        live
+    }
+
+    /// Walks block `b` backward, turning `live` from its live-out into its live-in set, and calls `visit` for
+    /// every op that stays (with its index, the op and its argument life).
+    fn scan_block(&self, b: usize, live: &mut TempSet, mut visit: impl FnMut(usize, &Op, ArgLife)) {
+        let block = self.blocks[b];
+        for i in (block.start..block.end).rev() {
+            let op = &self.f.ops[i];
+            if self.eliminate && self.removable[i] && op.outs().all(|t| !live.contains(t)) {
+                continue;
+            }
+            let mut life = ArgLife::default();
+            for (k, t) in op.outs().enumerate() {
+                if !live.contains(t) {
+                    life.dead_outs |= 1 << k;
+                }
+            }
+            for t in op.outs() {
+                live.remove(t);
+            }
+            if op.opc == Opcode::SetLabel {
+                live.subtract(&self.ebb);
+            }
+            for (k, t) in op.ins().enumerate() {
+                if self.tracked(t) && !live.contains(t) {
+                    life.dying_ins |= 1 << k;
+                    live.insert(t);
+                }
+            }
+            live.union_with(&self.syncs[i]);
+            visit(i, op, life);
+        }
+    }
+}
+
+/// Splits the op list into basic blocks: a block starts at a `set_label` and ends after a branch or exit.
+fn build_blocks(f: &Func) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut start = 0;
+    for (i, op) in f.ops.iter().enumerate() {
+        if op.opc == Opcode::SetLabel && i > start {
+            blocks.push((start, i));
+            start = i;
+        }
+        let flags = op.opc.def().flags;
+        if flags.contains(OpFlags::BB_END) && op.opc != Opcode::SetLabel {
+            blocks.push((start, i + 1));
+            start = i + 1;
+        }
+    }
+    if start < f.ops.len() {
+        blocks.push((start, f.ops.len()));
+    }
+
+    let nb_labels = f
+        .ops
+        .iter()
+        .filter_map(|op| branch_target(op))
+        .max()
+        .map_or(0, |l| l + 1);
+    let mut label_block = vec![None; nb_labels.max(f.nb_labels as usize)];
+    for (b, &(start, _)) in blocks.iter().enumerate() {
+        let op = &f.ops[start];
+        if op.opc == Opcode::SetLabel {
+            if let Some(slot) = label_block.get_mut(op.konst(0) as usize) {
+                *slot = Some(b);
+            }
+        }
+    }
+    let count = blocks.len();
+    blocks
+        .iter()
+        .enumerate()
+        .map(|(b, &(start, end))| {
+            let last = &f.ops[end - 1];
+            let falls_through = !last.opc.def().flags.contains(OpFlags::NO_FALLTHROUGH);
+            let next = if falls_through && b + 1 < count {
+                Some(b + 1)
+            } else {
+                None
+            };
+            let target = branch_target(last).and_then(|l| label_block.get(l).copied().flatten());
+            Block {
+                start,
+                end,
+                succs: [next, target],
+                falls_off: falls_through && b + 1 == count,
+            }
+        })
+        .collect()
+}
+
+/// The label a branch (`br`, `brcond`) may jump to.
+pub(crate) fn branch_target(op: &Op) -> Option<usize> {
+    if op.opc == Opcode::SetLabel {
+        return None;
+    }
+    let k = op.opc.def().consts.iter().position(|c| *c == ConstKind::Label)?;
+    (k < op.nb_const as usize).then(|| op.konst(k) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::helper::HelperInfo;
+    use crate::{Cond, TargetDesc};
+
+    unsafe extern "C" fn nop(_: *mut u8, _: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
+        0
+    }
+
+    fn target() -> Arc<TargetDesc> {
+        let mut t = TargetDesc::new(0x100);
+        t.add_global("rax", Type::I64, 0);
+        t.add_global("rbx", Type::I64, 8);
+        t.add_global("flags", Type::I32, 16);
+        for (name, flags) in [("pure", HelperFlags::PURE), ("reads", HelperFlags::READS_GLOBALS)] {
+            t.helpers.register(HelperInfo {
+                name,
+                func: nop,
+                flags,
+                args: &[Type::I64],
+                ret: Some(Type::I64),
+            });
+        }
+        Arc::new(t)
+    }
+
+    #[test]
+    fn loop_carried_temp_stays_live() {
+        // t = 0; L: t = t + 1; brcond t < 10, L; rax = 0; exit
+        let mut f = Func::new(target());
+        let rax = f.global(0);
+        let t = f.new_temp(Type::I64);
+        let (zero, one, ten) = (
+            f.constant(Type::I64, 0),
+            f.constant(Type::I64, 1),
+            f.constant(Type::I64, 10),
+        );
+        let l = f.new_label();
+        f.movi(t, 0);
+        f.set_label(l);
+        f.add(t, t, one);
+        f.brcond(Cond::Lt, t, ten, l);
+        f.mov(rax, zero);
+        f.exit_tb(0);
+        let live = analyze(&f);
+        let r = live.ranges[t.index()].unwrap();
+        // Written by op 0, live at the back edge (op 3): the range covers the whole loop.
+        assert_eq!((r.start, r.end), (LiveRange::write_point(0), LiveRange::read_point(3)));
+        assert!(!live.life[2].input_dies(0), "the add's input is the loop-carried value");
+        assert!(live.life[3].input_dies(0));
+        assert_eq!(live.ranges[zero.index()], None);
+        // The counter only feeds the branch, which stays, so nothing is dead.
+        assert_eq!(eliminate_dead_code(&mut f), 0);
+    }
+
+    #[test]
+    fn dead_cycle_around_a_loop_is_removed() {
+        let mut f = Func::new(target());
+        let t = f.new_temp(Type::I64);
+        let u = f.new_temp(Type::I64);
+        let one = f.constant(Type::I64, 1);
+        let l = f.new_label();
+        f.movi(t, 0);
+        f.movi(u, 0);
+        f.set_label(l);
+        f.add(t, t, one); // feeds only itself
+        f.add(u, u, one);
+        f.brcond(Cond::Ne, u, one, l);
+        f.exit_tb(0);
+        assert_eq!(eliminate_dead_code(&mut f), 2);
+        assert!(f.dump().contains("add_i64 t2, t2, $0x1"), "{}", f.dump());
+    }
+
+    #[test]
+    fn globals_are_live_at_block_ends_and_before_reading_calls() {
+        let mut f = Func::new(target());
+        let (rax, rbx) = (f.global(0), f.global(1));
+        let t = f.new_temp(Type::I64);
+        f.movi(rax, 1); // overwritten before any block end: dead
+        f.movi(rax, 2);
+        f.call(HelperId(1), Some(t), &[t]); // reads globals: rax = 2 must be visible
+        f.movi(rbx, 3); // dead: overwritten below
+        f.movi(rbx, 4);
+        f.movi(t, 5); // dead: t is never read
+        f.exit_tb(0);
+        // The call reads t before it is written; that does not matter here.
+        assert_eq!(eliminate_dead_code(&mut f), 3);
+        assert_eq!(f.ops.len(), 4);
+    }
+
+    #[test]
+    fn host_accesses_touch_only_their_bytes() {
+        let mut f = Func::new(target());
+        let t = f.new_temp(Type::I64);
+        f.load(Opcode::Ld8u, t, Temp::ENV, 9);
+        let e = effects(&f, &f.ops[0]);
+        assert!(e.removable);
+        assert!(!e.sync.touches(&f.target.globals[0]));
+        assert!(e.sync.touches(&f.target.globals[1]));
+        assert_eq!(e.clobber, StateAccess::Nothing);
+        f.store(Opcode::St, t, t, 0);
+        assert_eq!(effects(&f, &f.ops[1]).clobber, StateAccess::All);
+    }
+
+    #[test]
+    fn ebb_temps_die_at_labels() {
+        let mut f = Func::new(target());
+        let e = f.new_ebb_temp(Type::I64);
+        let l = f.new_label();
+        f.movi(e, 1);
+        f.brcond(Cond::Eq, e, e, l);
+        f.set_label(l);
+        f.exit_tb(0);
+        let live = analyze(&f);
+        assert_eq!(
+            live.ranges[e.index()],
+            Some(LiveRange {
+                start: LiveRange::write_point(0),
+                end: LiveRange::read_point(1)
+            })
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! `cargo xtask bench tci`: the tci benchmark natively (`tci-bench`) and on wasm32 under Node (the
+//! `bench_tci` export of `tests/wasm`), under a header naming the machine, so reports can be compared.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::cmd::Cmd;
+use crate::{failed, wasm, Result};
+
+/// Runs both benchmarks, then fails if either failed.
+pub fn tci() -> Result {
+    let tc = wasm::toolchain();
+    print_header(tc.as_ref().ok());
+
+    println!("\n== tci on x86_64-unknown-linux-gnu (native, release) ==");
+    let native = Cmd::cargo()
+        .args(["run", "--release", "-p", "rqemu-tcg-tci", "--bin", "tci-bench"])
+        .run();
+
+    println!("\n== tci on wasm32-unknown-unknown (Node, release) ==");
+    let wasm32 = tc.and_then(|tc| wasm::node(&wasm::build_tests(&tc)?, "bench_tci").run());
+
+    let errors: Vec<String> = [native, wasm32]
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| e.to_string()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(failed(errors.join("; ")))
+    }
+}
+
+fn print_header(tc: Option<&wasm::Toolchain>) {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("rqemu tci benchmark");
+    println!("date:    {}", utc_now());
+    println!("host:    {}", read_trimmed("/proc/sys/kernel/hostname"));
+    println!("machine: {}, {cores} cores", cpu_model());
+    println!("kernel:  {}", read_trimmed("/proc/sys/kernel/osrelease"));
+    let native_rustc = Cmd::new("rustc").arg("-V").read().unwrap_or_default();
+    println!("native:  {native_rustc}");
+    if let Some(tc) = tc {
+        println!("wasm32:  {}, node {}", tc.rustc_version, tc.node_version);
+    }
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path).map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
+}
+
+fn cpu_model() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map_or_else(|| "unknown CPU".into(), |(_, model)| model.trim().to_string())
+}
+
+/// The current time as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc_now() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    let (hh, mm, ss) = (rem / 3600, rem / 60 % 60, rem % 60);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} UTC")
+}
+
+/// Year, month, day of a count of days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(super::civil_from_days(20_454), (2026, 1, 1));
+    }
+}

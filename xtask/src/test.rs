@@ -1,0 +1,144 @@
+//! `cargo xtask test`, `test-wasm` and `bless`.
+//!
+//! `test` runs the native tests (`cargo test --workspace --no-fail-fast`, showing the output of passing tests
+//! so the conformance summary lines are in the log), then the wasm32 part, and ends with a summary naming each
+//! part, its time and its `conformance:` lines. A part that prints no `backend=tci` conformance line fails:
+//! the suite must have run on tci. The wasm32 part builds `tests/wasm` and runs, under Node: `selftest` (64-bit arithmetic
+//! on the 32-bit host), `selftest_panic` (a panic must print its message and trap) and `conformance_tci`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::cmd::Cmd;
+use crate::{failed, wasm, Result};
+
+/// One part of the test run, as the summary reports it.
+struct Part {
+    name: &'static str,
+    result: Result,
+    seconds: f64,
+    /// Lines worth repeating in the summary: `conformance:` lines and failed tests.
+    lines: Vec<String>,
+}
+
+fn is_conformance_line(line: &str) -> bool {
+    line.starts_with("conformance: ")
+}
+
+/// A `conformance:` line or libtest's `test <name> ... FAILED`.
+fn is_summary_line(line: &str) -> bool {
+    is_conformance_line(line) || (line.starts_with("test ") && line.ends_with(" ... FAILED"))
+}
+
+/// Every test; fails if any part fails.
+pub fn test() -> Result {
+    let parts = [native(), wasm32()];
+    summarize("test", &parts)
+}
+
+/// Only the wasm32 part.
+pub fn test_wasm() -> Result {
+    summarize("test-wasm", &[wasm32()])
+}
+
+/// Re-runs the tests with `RQEMU_BLESS=1`: every golden test (`rqemu-tcg`'s `golden` and `op_list_doc`, and
+/// any later one) rewrites its expected file instead of comparing. Then shows what changed.
+pub fn bless() -> Result {
+    let result = Cmd::cargo()
+        .env("RQEMU_BLESS", "1")
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .run();
+    let _ = Cmd::new("git").args(["status", "--short"]).run();
+    result
+}
+
+fn native() -> Part {
+    timed("native", || {
+        let tee = Cmd::cargo()
+            .args(["test", "--workspace", "--no-fail-fast", "--", "--show-output"])
+            .run_tee(is_summary_line);
+        (require_conformance(tee.result, &tee.kept), tee.kept)
+    })
+}
+
+fn wasm32() -> Part {
+    timed("wasm32", || {
+        let mut lines = Vec::new();
+        let result = wasm::toolchain()
+            .and_then(|tc| wasm::build_tests(&tc))
+            .and_then(|module| {
+                wasm::node(&module, "selftest").run()?;
+                check_panic_path(&module)?;
+                let tee = wasm::node(&module, "conformance_tci").run_tee(is_conformance_line);
+                lines = tee.kept;
+                require_conformance(tee.result, &lines)
+            });
+        (result, lines)
+    })
+}
+
+/// A panic in the module must print `panic: <message>` through the host and end in a trap (exit 3).
+fn check_panic_path(module: &Path) -> Result {
+    eprintln!("xtask: the next export panics on purpose; a trap report is expected");
+    let tee = wasm::node(module, "selftest_panic").run_tee(|l| l.starts_with("panic: "));
+    if tee.code == Some(3) && !tee.kept.is_empty() {
+        eprintln!("xtask: ok: the panic was printed and trapped, as expected");
+        Ok(())
+    } else {
+        Err(failed(format!(
+            "selftest_panic: expected a `panic:` line and exit code 3, got {} line(s) and {:?}",
+            tee.kept.len(),
+            tee.code
+        )))
+    }
+}
+
+/// The suite must have run on tci: `result`, and a `conformance: backend=tci ...` line among `lines`.
+fn require_conformance(result: Result, lines: &[String]) -> Result {
+    result?;
+    if !lines
+        .iter()
+        .any(|l| is_conformance_line(l) && l.contains(" backend=tci "))
+    {
+        return Err(failed(
+            "no `conformance: backend=tci ...` line was printed: the suite did not run on tci",
+        ));
+    }
+    Ok(())
+}
+
+fn timed(name: &'static str, f: impl FnOnce() -> (Result, Vec<String>)) -> Part {
+    eprintln!("\n==== {name} ====");
+    let start = Instant::now();
+    let (result, lines) = f();
+    Part {
+        name,
+        result,
+        seconds: start.elapsed().as_secs_f64(),
+        lines,
+    }
+}
+
+fn summarize(command: &str, parts: &[Part]) -> Result {
+    let failures: Vec<&Part> = parts.iter().filter(|p| p.result.is_err()).collect();
+    let total: f64 = parts.iter().map(|p| p.seconds).sum();
+    let verdict = if failures.is_empty() { "ok" } else { "FAILED" };
+    println!("\n==== cargo xtask {command}: {verdict} ({total:.1} s) ====");
+    for p in parts {
+        let status = if p.result.is_ok() { "ok" } else { "FAILED" };
+        println!("{:8} {status:7} {:7.1} s", p.name, p.seconds);
+        for line in &p.lines {
+            println!("         {line}");
+        }
+        if let Err(e) = &p.result {
+            println!("         error: {e}");
+        }
+    }
+    match failures.as_slice() {
+        [] => Ok(()),
+        _ => {
+            let names: Vec<&str> = failures.iter().map(|p| p.name).collect();
+            Err(failed(format!("failed: {}", names.join(", "))))
+        }
+    }
+}
