@@ -23,8 +23,8 @@ pub enum TbExit {
     /// `goto_ptr handle`: the handle came from the loop's lookup helper; 0 means "back to the loop".
     GotoPtr(usize),
     /// A guest memory access or a helper declared `MAY_FAULT` recorded a fault while executing guest
-    /// instruction number `insn` of the TB (counting `insn_start` ops from 0; an op before the first
-    /// `insn_start` counts as instruction 0). Every global was stored to the
+    /// instruction number `insn` of the TB (counting the `insn_start` ops of the prepared IR from
+    /// 0; an op before the first `insn_start` counts as instruction 0). Every global was stored to the
     /// CPU state before the faulting op; the loop restores the rest from the `insn_start` words. A fault word
     /// set by a helper stays set; the loop clears it.
     Fault {

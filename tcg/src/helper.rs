@@ -68,7 +68,8 @@ impl HelperTable {
     /// Adds a helper and returns its id.
     ///
     /// # Panics
-    /// When the declaration has more than [`HELPER_MAX_ARGS`] arguments or its name is taken: both are
+    /// When the declaration has more than [`HELPER_MAX_ARGS`] arguments, its name is taken, or it is declared
+    /// `PURE` together with `WRITES_GLOBALS` or `MAY_FAULT`: all are
     /// programming errors in a frontend, found the first time it starts.
     pub fn register(&mut self, info: HelperInfo) -> HelperId {
         assert!(
@@ -77,6 +78,14 @@ impl HelperTable {
             info.name
         );
         assert!(self.find(info.name).is_none(), "helper {} registered twice", info.name);
+        assert!(
+            !info.flags.contains(HelperFlags::PURE)
+                || !info
+                    .flags
+                    .intersects(HelperFlags::WRITES_GLOBALS | HelperFlags::MAY_FAULT),
+            "helper {} is declared pure but writes globals or may fault",
+            info.name
+        );
         self.infos.push(info);
         HelperId(self.infos.len() as u32 - 1)
     }

@@ -2,7 +2,8 @@
 //!
 //! - [`effects`]: what an op does besides computing its outputs (may it be deleted, which globals must be in the
 //!   CPU state before it, which globals it may change there), with calls resolved through their helper;
-//! - [`analyze`]: per-op death bits and per-temp live ranges, for backends that allocate slots or registers;
+//! - [`analyze`]: per-op death bits and per-temp live ranges, for backends that allocate slots or registers,
+//!   and [`assign_slots`], a linear-scan slot assignment over those ranges;
 //! - [`eliminate_dead_code`]: deletes ops whose results are never read.
 //!
 //! Liveness is computed backward over the control-flow graph until it is stable, so values live around a
@@ -84,7 +85,9 @@ pub fn effects(f: &Func, op: &Op) -> Effects {
         let touches_state =
             flags.intersects(HelperFlags::READS_GLOBALS | HelperFlags::WRITES_GLOBALS | HelperFlags::MAY_FAULT);
         return Effects {
-            removable: flags.contains(HelperFlags::PURE) && !touches_state,
+            // Reading globals is no effect, but faulting or writing them is, whatever the declaration says.
+            removable: flags.contains(HelperFlags::PURE)
+                && !flags.intersects(HelperFlags::WRITES_GLOBALS | HelperFlags::MAY_FAULT),
             sync: if touches_state {
                 StateAccess::All
             } else {
@@ -108,10 +111,11 @@ pub fn effects(f: &Func, op: &Op) -> Effects {
         e.sync = StateAccess::All;
         return e;
     }
+    if !def.flags.intersects(OpFlags::READS_MEMORY | OpFlags::WRITES_MEMORY) {
+        return e;
+    }
     if let Some(access) = host_access(op) {
-        if def.flags.intersects(OpFlags::READS_MEMORY | OpFlags::WRITES_MEMORY) {
-            e.sync = access;
-        }
+        e.sync = access;
         if def.flags.contains(OpFlags::WRITES_MEMORY) {
             e.clobber = access;
         }
@@ -175,8 +179,16 @@ impl TempSet {
             .is_some_and(|w| w & (1 << (t.index() % 64)) != 0)
     }
 
+    pub(crate) fn clear(&mut self) {
+        self.words.fill(0);
+    }
+
     pub(crate) fn union_with(&mut self, other: &TempSet) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
+        self.union_words(&other.words);
+    }
+
+    fn union_words(&mut self, other: &[u64]) {
+        for (a, b) in self.words.iter_mut().zip(other) {
             *a |= b;
         }
     }
@@ -280,15 +292,17 @@ pub fn analyze(f: &Func) -> Liveness {
         life: vec![ArgLife::default(); f.ops.len()],
         ranges: vec![None; f.temps.len()],
     };
+    let mut live = TempSet::new(f.temps.len());
     for b in 0..solver.blocks.len() {
         let block = solver.blocks[b];
-        let mut live = solver.live_out(b, &live_in);
+        solver.live_out(b, &live_in, &mut live);
         for t in live.iter() {
             LiveRange::extend(&mut result.ranges[t.index()], LiveRange::write_point(block.end - 1));
         }
         solver.scan_block(b, &mut live, |i, op, life| {
             result.life[i] = life;
-            for t in op.outs() {
+            // A discarded temp needs no storage for its undefined value.
+            for t in op.outs().filter(|&t| solver.tracked(t) && op.opc != Opcode::Discard) {
                 LiveRange::extend(&mut result.ranges[t.index()], LiveRange::write_point(i));
             }
             for t in op.ins().filter(|&t| solver.tracked(t)) {
@@ -302,6 +316,59 @@ pub fn analyze(f: &Func) -> Liveness {
     result
 }
 
+/// A slot (frame cell, Wasm local, spill location) for every temp that needs one; see [`assign_slots`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slots {
+    /// For each temp (indexed like [`Func::temps`]), its slot; `None` for temps without a live range.
+    pub of_temp: Vec<Option<u32>>,
+    /// Number of slots used; slots are `0..count`.
+    pub count: u32,
+}
+
+/// Gives every temp with a live range a slot, so that temps whose [`LiveRange`]s overlap never share one and
+/// a slot is reused as soon as its last temp's range ends (linear scan). With `by_type`, a slot only ever
+/// holds temps of one type (Wasm locals are typed); otherwise slots are untyped 64-bit cells.
+pub fn assign_slots(f: &Func, live: &Liveness, by_type: bool) -> Slots {
+    let mut order: Vec<(LiveRange, Temp)> = live
+        .ranges
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.map(|r| (r, Temp(i as u32))))
+        .collect();
+    order.sort_by_key(|(r, t)| (r.start, *t));
+    let mut slots = Slots {
+        of_temp: vec![None; live.ranges.len()],
+        count: 0,
+    };
+    let mut active: Vec<(u32, u32, Type)> = Vec::new(); // (end, slot, type)
+    let mut free: Vec<(u32, Type)> = Vec::new();
+    for (range, t) in order {
+        active.retain(|&(end, slot, ty)| {
+            let ended = end < range.start;
+            if ended {
+                free.push((slot, ty));
+            }
+            !ended
+        });
+        let ty = f.temps.get(t.index()).map_or(Type::I64, |i| i.ty);
+        let reuse = free
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, fty))| !by_type || *fty == ty)
+            .min_by_key(|(_, (s, _))| *s);
+        let slot = match reuse.map(|(i, _)| i) {
+            Some(i) => free.swap_remove(i).0,
+            None => {
+                slots.count += 1;
+                slots.count - 1
+            }
+        };
+        slots.of_temp[t.index()] = Some(slot);
+        active.push((range.end, slot, ty));
+    }
+    slots
+}
+
 /// Deletes every op whose outputs are never read and that [`effects`] says may be deleted; returns how many.
 ///
 /// `discard` counts as a write of an undefined value, so it disappears unless something (wrongly) reads the
@@ -310,8 +377,9 @@ pub fn eliminate_dead_code(f: &mut Func) -> usize {
     let solver = Solver::new(f, true);
     let live_in = solver.solve();
     let mut dead = vec![true; f.ops.len()];
+    let mut live = TempSet::new(f.temps.len());
     for b in 0..solver.blocks.len() {
-        let mut live = solver.live_out(b, &live_in);
+        solver.live_out(b, &live_in, &mut live);
         solver.scan_block(b, &mut live, |i, _, _| dead[i] = false);
     }
     let before = f.ops.len();
@@ -325,37 +393,45 @@ pub fn eliminate_dead_code(f: &mut Func) -> usize {
 
 /// A basic block: ops `start..end`.
 #[derive(Clone, Copy, Debug)]
-struct Block {
-    start: usize,
-    end: usize,
+pub(crate) struct Block {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
     /// Successor blocks; `None` where control leaves the TB.
-    succs: [Option<usize>; 2],
+    pub(crate) succs: [Option<usize>; 2],
     /// Control may leave the TB by falling off the end of the op list.
     falls_off: bool,
+}
+
+/// The globals an op needs in the CPU state, among those the function mentions.
+enum Sync {
+    Nothing,
+    All,
+    Some(Vec<Temp>),
 }
 
 struct Solver<'a> {
     f: &'a Func,
     blocks: Vec<Block>,
-    /// Per op: may it be deleted when its outputs are dead (only when eliminating dead code).
-    removable: Vec<bool>,
-    /// Per op: the globals it needs in the CPU state.
-    syncs: Vec<TempSet>,
+    /// Per op: may it be deleted when its outputs are dead, and the globals it needs in the CPU state.
+    ops: Vec<(bool, Sync)>,
+    /// Temps liveness follows: globals the function mentions, TB and EBB temps.
+    tracked: TempSet,
     globals: TempSet,
     ebb: TempSet,
-    eliminate: bool,
 }
 
 impl<'a> Solver<'a> {
     fn new(f: &'a Func, eliminate: bool) -> Solver<'a> {
         let n = f.temps.len();
-        let mut globals = TempSet::new(n);
-        let mut ebb = TempSet::new(n);
+        let (mut tracked, mut globals, mut ebb) = (TempSet::new(n), TempSet::new(n), TempSet::new(n));
         for (i, info) in f.temps.iter().enumerate() {
-            if info.kind == TempKind::Ebb {
-                ebb.insert(Temp(i as u32));
+            match info.kind {
+                TempKind::Ebb => ebb.insert(Temp(i as u32)),
+                TempKind::Tb => tracked.insert(Temp(i as u32)),
+                _ => {}
             }
         }
+        tracked.union_with(&ebb);
         // Only globals the function mentions are tracked, so lowered IR gives none of them a live range.
         for op in &f.ops {
             for t in op.outs().chain(op.ins()) {
@@ -364,73 +440,76 @@ impl<'a> Solver<'a> {
                 }
             }
         }
-        let mut removable = Vec::with_capacity(f.ops.len());
-        let mut syncs = Vec::with_capacity(f.ops.len());
-        for op in &f.ops {
-            let e = effects(f, op);
-            removable.push(e.removable);
-            let mut sync = TempSet::new(n);
-            match e.sync {
-                StateAccess::Nothing => {}
-                StateAccess::All => sync.union_with(&globals),
-                access => {
-                    for g in globals.iter() {
-                        if let TempKind::Global { index, .. } = f.temp(g).kind {
-                            if access.touches(&f.target.globals[index as usize]) {
-                                sync.insert(g);
-                            }
-                        }
-                    }
-                }
-            }
-            syncs.push(sync);
-        }
+        tracked.union_with(&globals);
+        let ops = f
+            .ops
+            .iter()
+            .map(|op| {
+                let e = effects(f, op);
+                let sync = match e.sync {
+                    StateAccess::Nothing => Sync::Nothing,
+                    StateAccess::All => Sync::All,
+                    access => Sync::Some(
+                        globals
+                            .iter()
+                            .filter(|&g| match f.temp(g).kind {
+                                TempKind::Global { index, .. } => access.touches(&f.target.globals[index as usize]),
+                                _ => false,
+                            })
+                            .collect(),
+                    ),
+                };
+                (e.removable && eliminate, sync)
+            })
+            .collect();
         Solver {
             f,
             blocks: build_blocks(f),
-            removable,
-            syncs,
+            ops,
+            tracked,
             globals,
             ebb,
-            eliminate,
         }
     }
 
     fn tracked(&self, t: Temp) -> bool {
-        self.f
-            .temps
-            .get(t.index())
-            .is_some_and(|i| matches!(i.kind, TempKind::Global { .. } | TempKind::Tb | TempKind::Ebb))
+        self.tracked.contains(t)
     }
 
     /// Live-in sets of every block, iterated to a fixed point.
-    fn solve(&self) -> Vec<TempSet> {
-        let mut live_in = vec![TempSet::new(self.f.temps.len()); self.blocks.len()];
+    fn solve(&self) -> BlockSets {
+        let n = self.f.temps.len();
+        let mut live_in = BlockSets::new(self.blocks.len(), n);
+        let mut live = TempSet::new(n);
+        // Blocks are visited last to first, so without backward branches every successor is final before its
+        // predecessors and one pass is enough.
+        let back_edges = self
+            .blocks
+            .iter()
+            .enumerate()
+            .any(|(b, block)| block.succs.iter().flatten().any(|&s| s <= b));
         loop {
             let mut changed = false;
             for b in (0..self.blocks.len()).rev() {
-                let mut live = self.live_out(b, &live_in);
+                self.live_out(b, &live_in, &mut live);
                 self.scan_block(b, &mut live, |_, _, _| {});
-                if live != live_in[b] {
-                    live_in[b] = live;
-                    changed = true;
-                }
+                changed |= live_in.store(b, &live);
             }
-            if !changed {
+            if !changed || !back_edges {
                 return live_in;
             }
         }
     }
 
-    fn live_out(&self, b: usize, live_in: &[TempSet]) -> TempSet {
-        let mut live = TempSet::new(self.f.temps.len());
-        for s in self.blocks[b].succs.iter().flatten() {
-            live.union_with(&live_in[*s]);
+    /// Fills `live` with what is live at the end of block `b`.
+    fn live_out(&self, b: usize, live_in: &BlockSets, live: &mut TempSet) {
+        live.clear();
+        for &s in self.blocks[b].succs.iter().flatten() {
+            live.union_words(live_in.get(s));
         }
         if self.blocks[b].falls_off {
             live.union_with(&self.globals);
         }
-        live
     }
 
     /// Walks block `b` backward, turning `live` from its live-out into its live-in set, and calls `visit` for
@@ -439,7 +518,8 @@ impl<'a> Solver<'a> {
         let block = self.blocks[b];
         for i in (block.start..block.end).rev() {
             let op = &self.f.ops[i];
-            if self.eliminate && self.removable[i] && op.outs().all(|t| !live.contains(t)) {
+            let (removable, sync) = &self.ops[i];
+            if *removable && op.outs().all(|t| !live.contains(t)) {
                 continue;
             }
             let mut life = ArgLife::default();
@@ -460,14 +540,46 @@ impl<'a> Solver<'a> {
                     live.insert(t);
                 }
             }
-            live.union_with(&self.syncs[i]);
+            match sync {
+                Sync::Nothing => {}
+                Sync::All => live.union_with(&self.globals),
+                Sync::Some(globals) => globals.iter().for_each(|&g| live.insert(g)),
+            }
             visit(i, op, life);
         }
     }
 }
 
+/// One set of temps per block, in a single allocation.
+struct BlockSets {
+    words: usize,
+    data: Vec<u64>,
+}
+
+impl BlockSets {
+    fn new(nb_blocks: usize, nb_temps: usize) -> BlockSets {
+        let words = nb_temps.div_ceil(64);
+        BlockSets {
+            words,
+            data: vec![0; nb_blocks * words],
+        }
+    }
+
+    fn get(&self, b: usize) -> &[u64] {
+        &self.data[b * self.words..(b + 1) * self.words]
+    }
+
+    /// Replaces the set of block `b`; returns whether it changed.
+    fn store(&mut self, b: usize, set: &TempSet) -> bool {
+        let slot = &mut self.data[b * self.words..(b + 1) * self.words];
+        let changed = slot != set.words.as_slice();
+        slot.copy_from_slice(&set.words);
+        changed
+    }
+}
+
 /// Splits the op list into basic blocks: a block starts at a `set_label` and ends after a branch or exit.
-fn build_blocks(f: &Func) -> Vec<Block> {
+pub(crate) fn build_blocks(f: &Func) -> Vec<Block> {
     let mut blocks = Vec::new();
     let mut start = 0;
     for (i, op) in f.ops.iter().enumerate() {
@@ -485,13 +597,9 @@ fn build_blocks(f: &Func) -> Vec<Block> {
         blocks.push((start, f.ops.len()));
     }
 
-    let nb_labels = f
-        .ops
-        .iter()
-        .filter_map(|op| branch_target(op))
-        .max()
-        .map_or(0, |l| l + 1);
-    let mut label_block = vec![None; nb_labels.max(f.nb_labels as usize)];
+    // Sized by the labels branched to, so a label nobody uses cannot make this large.
+    let nb_labels = f.ops.iter().filter_map(branch_target).max().map_or(0, |l| l + 1);
+    let mut label_block = vec![None; nb_labels];
     for (b, &(start, _)) in blocks.iter().enumerate() {
         let op = &f.ops[start];
         if op.opc == Opcode::SetLabel {
@@ -525,7 +633,7 @@ fn build_blocks(f: &Func) -> Vec<Block> {
 
 /// The label a branch (`br`, `brcond`) may jump to.
 pub(crate) fn branch_target(op: &Op) -> Option<usize> {
-    if op.opc == Opcode::SetLabel {
+    if op.opc == Opcode::SetLabel || !op.opc.def().flags.contains(OpFlags::BB_END) {
         return None;
     }
     let k = op.opc.def().consts.iter().position(|c| *c == ConstKind::Label)?;
@@ -538,7 +646,7 @@ mod tests {
 
     use super::*;
     use crate::helper::HelperInfo;
-    use crate::{Cond, TargetDesc};
+    use crate::{lower, Cond, TargetDesc};
 
     unsafe extern "C" fn nop(_: *mut u8, _: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
         0
@@ -581,10 +689,11 @@ mod tests {
         f.exit_tb(0);
         let live = analyze(&f);
         let r = live.ranges[t.index()].unwrap();
-        // Written by op 0, live at the back edge (op 3): the range covers the whole loop.
-        assert_eq!((r.start, r.end), (LiveRange::write_point(0), LiveRange::read_point(3)));
-        assert!(!live.life[2].input_dies(0), "the add's input is the loop-carried value");
-        assert!(live.life[3].input_dies(0));
+        // Written by op 0, live across the back edge (after op 3): the range covers the whole loop.
+        assert_eq!((r.start, r.end), (LiveRange::write_point(0), LiveRange::write_point(3)));
+        // The add replaces the value it reads; the branch's read is not the last one, the loop reads it again.
+        assert!(live.life[2].input_dies(0));
+        assert!(!live.life[3].input_dies(0));
         assert_eq!(live.ranges[zero.index()], None);
         // The counter only feeds the branch, which stays, so nothing is dead.
         assert_eq!(eliminate_dead_code(&mut f), 0);
@@ -605,7 +714,10 @@ mod tests {
         f.brcond(Cond::Ne, u, one, l);
         f.exit_tb(0);
         assert_eq!(eliminate_dead_code(&mut f), 2);
-        assert!(f.dump().contains("add_i64 t2, t2, $0x1"), "{}", f.dump());
+        assert_eq!(
+            f.dump(),
+            "movi_i64 t5, 0x0\nset_label L0\nadd_i64 t5, t5, $0x1\nbrcond_i64 t5, $0x1, ne, L0\nexit_tb 0x0\n"
+        );
     }
 
     #[test]
@@ -637,6 +749,54 @@ mod tests {
         assert_eq!(e.clobber, StateAccess::Nothing);
         f.store(Opcode::St, t, t, 0);
         assert_eq!(effects(&f, &f.ops[1]).clobber, StateAccess::All);
+    }
+
+    #[test]
+    fn slots_are_reused_once_ranges_end_but_never_shared_while_live() {
+        let mut f = Func::new(target());
+        let rax = f.global(0);
+        let (a, b, c, d) = (
+            f.new_temp(Type::I64),
+            f.new_temp(Type::I64),
+            f.new_temp(Type::I64),
+            f.new_temp(Type::I64),
+        );
+        let w = f.new_temp(Type::I32);
+        let one = f.constant(Type::I64, 1);
+        let l = f.new_label();
+        f.movi(c, 0);
+        f.set_label(l);
+        f.movi(a, 1);
+        f.add(b, a, one); // a's last read: b may take its slot
+        f.extrl_i64_i32(w, b);
+        f.ext_i32_i64(d, w);
+        f.add(c, c, d); // c lives around the loop
+        f.brcond(Cond::Ne, c, one, l);
+        f.mov(rax, c);
+        f.exit_tb(0);
+        lower::lower_globals(&mut f);
+        let live = analyze(&f);
+        let slots = assign_slots(&f, &live, false);
+        let slot = |t: Temp| slots.of_temp[t.index()].unwrap();
+        for (i, ri) in live.ranges.iter().enumerate() {
+            for (j, rj) in live.ranges.iter().enumerate().skip(i + 1) {
+                if let (Some(ri), Some(rj)) = (ri, rj) {
+                    if ri.overlaps(rj) {
+                        assert_ne!(slots.of_temp[i], slots.of_temp[j], "t{i} and t{j} overlap");
+                    }
+                }
+            }
+        }
+        assert_eq!(slot(a), slot(b), "b takes a's slot at a's last read");
+        assert_ne!(slot(a), slot(c));
+        assert_eq!(slots.of_temp[one.index()], None);
+        let typed = assign_slots(&f, &live, true);
+        assert_ne!(
+            typed.of_temp[w.index()],
+            typed.of_temp[a.index()],
+            "i32 and i64 never share a typed slot"
+        );
+        assert!(slots.count < typed.count);
     }
 
     #[test]

@@ -74,17 +74,18 @@ impl Lowering {
                 op.set_input(i, t);
             }
         }
-        let mut written = Vec::new();
+        let original = op;
         for i in 0..op.nb_out as usize {
             if let Some(g) = global_index(f, op.out(i)) {
                 op.set_out(i, self.temp(f, g));
-                written.push(g);
             }
         }
         self.out.push(op);
         self.forget(f, e.clobber);
-        for g in written {
-            self.cached[g] = Cached::Dirty;
+        for t in original.outs() {
+            if let Some(g) = global_index(f, t) {
+                self.cached[g] = Cached::Dirty;
+            }
         }
         let flags = op.opc.def().flags;
         if op.opc == Opcode::SetLabel || flags.contains(OpFlags::NO_FALLTHROUGH) {
@@ -95,6 +96,9 @@ impl Lowering {
 
     /// Stores every dirty global that `access` touches.
     fn sync(&mut self, f: &mut Func, access: StateAccess) {
+        if access == StateAccess::Nothing {
+            return;
+        }
         for g in 0..self.cached.len() {
             if self.cached[g] == Cached::Dirty && access.touches(&f.target.globals[g]) {
                 let def = &f.target.globals[g];
@@ -108,6 +112,9 @@ impl Lowering {
 
     /// Drops the cached copy of every global that `access` touches (they are clean: `sync` ran before).
     fn forget(&mut self, f: &Func, access: StateAccess) {
+        if access == StateAccess::Nothing {
+            return;
+        }
         for g in 0..self.cached.len() {
             if access.touches(&f.target.globals[g]) {
                 self.cached[g] = Cached::No;

@@ -297,7 +297,7 @@ define_opcodes! {
     /// Continue at the TB handle returned by the loop's lookup helper (0: return to the loop).
     GotoPtr = "goto_ptr", [], [Ptr], [], NoType, TERM;
     /// Start of a guest instruction: guest pc and two target words, for precise state restore.
-    InsnStart = "insn_start", [], [], [Word, Word, Word], NoType, NONE;
+    InsnStart = "insn_start", [], [], [Word, Word, Word], NoType, OpFlags::SIDE_EFFECTS;
     /// Memory barrier.
     Mb = "mb", [], [], [Barrier], NoType, OpFlags::SIDE_EFFECTS;
     /// The temp's value is no longer needed.

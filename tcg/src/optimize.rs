@@ -8,34 +8,38 @@
 //! constants are evaluated with [`crate::semantics::eval`]; ops with side effects are never removed or
 //! reordered, only given simpler inputs.
 //!
-//! Control-flow clean-up removes code after an op that does not fall through up to the next label somebody
-//! branches to, labels nobody branches to, and branches to the label that follows anyway. `insn_start` ops
+//! Control-flow clean-up removes code that no path from the TB's entry reaches (loops included), labels
+//! nobody branches to, and branches to the label that follows anyway. `insn_start` ops
 //! are kept even in unreachable code (except at the very end), because fault reports count them.
 
 use rqemu_include::MemOp;
 
 use crate::func::Func;
-use crate::liveness::{self, branch_target, effects, StateAccess};
-use crate::op::Op;
+use crate::liveness::{self, branch_target, build_blocks, effects, StateAccess};
+use crate::op::{Op, MAX_OP_ARGS};
 use crate::opcodes::{ConstKind, OpFlags, Opcode};
 use crate::semantics::{self, sext};
 use crate::temp::{Temp, TempKind};
 use crate::types::{Cond, Type};
 
-/// Rounds of propagation and clean-up; each round can only merge blocks the previous one disconnected.
+/// Most rounds of propagation and clean-up; a round after the first only sees blocks the clean-up merged.
 const MAX_ROUNDS: usize = 4;
 
 /// Optimizes `f` in place; see the module doc. The result means the same as the input.
 pub fn optimize(f: &mut Func) {
+    simplify(f);
+    liveness::eliminate_dead_code(f);
+}
+
+/// [`optimize`] without dead-code elimination, for pipelines that eliminate dead code later anyway.
+pub fn simplify(f: &mut Func) {
     for _ in 0..MAX_ROUNDS {
-        let before = f.ops.clone();
         propagate(f);
-        simplify_control_flow(f);
-        if f.ops == before {
+        // Propagation stops at labels; only removing some gives the next round more to see.
+        if !simplify_control_flow(f) {
             break;
         }
     }
-    liveness::eliminate_dead_code(f);
 }
 
 /// Removes unreachable code, unused labels and branches to the label that follows; returns whether anything
@@ -44,7 +48,7 @@ pub fn simplify_control_flow(f: &mut Func) -> bool {
     let mut changed = false;
     loop {
         let before = f.ops.len();
-        remove_unreachable(&mut f.ops);
+        remove_unreachable(f);
         remove_branches_to_next(&mut f.ops);
         if f.ops.len() == before {
             return changed;
@@ -54,9 +58,9 @@ pub fn simplify_control_flow(f: &mut Func) -> bool {
 }
 
 /// How many branches target each label.
-fn label_refs(ops: &[Op]) -> Vec<u32> {
+fn label_refs<'a>(ops: impl Iterator<Item = &'a Op>) -> Vec<u32> {
     let mut refs = Vec::new();
-    for l in ops.iter().filter_map(branch_target) {
+    for l in ops.filter_map(branch_target) {
         if refs.len() <= l {
             refs.resize(l + 1, 0);
         }
@@ -65,29 +69,43 @@ fn label_refs(ops: &[Op]) -> Vec<u32> {
     refs
 }
 
-fn remove_unreachable(ops: &mut Vec<Op>) {
-    let refs = label_refs(ops);
-    let mut reachable = true;
-    let mut last_reachable = 0;
-    let mut kept = Vec::with_capacity(ops.len());
-    for op in ops.drain(..) {
-        if op.opc == Opcode::SetLabel {
-            if refs.get(op.konst(0) as usize).copied().unwrap_or(0) == 0 {
-                continue;
-            }
-            reachable = true;
-        }
-        if reachable {
-            reachable = !op.opc.def().flags.contains(OpFlags::NO_FALLTHROUGH);
-            kept.push(op);
-            last_reachable = kept.len();
-        } else if op.opc == Opcode::InsnStart {
-            kept.push(op);
+/// Removes ops that no path from the TB's entry reaches, and labels nobody branches to.
+fn remove_unreachable(f: &mut Func) {
+    let blocks = build_blocks(f);
+    let mut reached = vec![false; blocks.len()];
+    let mut work = vec![0];
+    while let Some(b) = work.pop() {
+        if b < blocks.len() && !reached[b] {
+            reached[b] = true;
+            work.extend(blocks[b].succs.iter().flatten());
         }
     }
-    // Instruction markers after the last reachable op mark nothing that can fault.
-    kept.truncate(last_reachable);
-    *ops = kept;
+    let mut keep = vec![false; f.ops.len()];
+    let mut last_reached = 0;
+    for (b, block) in blocks.iter().enumerate() {
+        let range = block.start..block.end;
+        for (k, op) in keep[range.clone()].iter_mut().zip(&f.ops[range]) {
+            // Instruction markers stay in dead code because fault reports count them, except after the last
+            // reachable op, where they mark nothing that can fault.
+            *k = reached[b] || op.opc == Opcode::InsnStart;
+        }
+        if reached[b] {
+            last_reached = block.end;
+        }
+    }
+    keep.truncate(last_reached);
+    keep.resize(f.ops.len(), false);
+    let refs = label_refs(f.ops.iter().zip(&keep).filter(|(_, &k)| k).map(|(op, _)| op));
+    for (op, k) in f.ops.iter().zip(keep.iter_mut()) {
+        if op.opc == Opcode::SetLabel && refs.get(op.konst(0) as usize).is_none_or(|&n| n == 0) {
+            *k = false;
+        }
+    }
+    let mut i = 0;
+    f.ops.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
 }
 
 fn remove_branches_to_next(ops: &mut Vec<Op>) {
@@ -177,7 +195,9 @@ enum Rewrite {
     Branch(bool),
 }
 
-fn propagate(f: &mut Func) {
+/// Constant and copy propagation, folding, identities and branch folding, in one forward walk; leaves the ops
+/// it makes dead (and unreachable ones after a folded branch) for the other passes.
+pub fn propagate(f: &mut Func) {
     let ops = core::mem::take(&mut f.ops);
     let mut p = Propagator {
         known: f.temps.iter().map(|t| Known::unknown(t.ty)).collect(),
@@ -244,8 +264,8 @@ impl Propagator<'_> {
             }
             self.has_copies[d.index()] = false;
         }
-        if let Some(src) = k.copy_of {
-            self.has_copies[src.index()] = true;
+        if let Some(flag) = k.copy_of.and_then(|src| self.has_copies.get_mut(src.index())) {
+            *flag = true;
         }
         self.known[d.index()] = k;
     }
@@ -255,13 +275,12 @@ impl Propagator<'_> {
         if access == StateAccess::Nothing {
             return;
         }
-        let f = &*self.f;
-        let changed: Vec<(Temp, Type)> = (0..f.target.globals.len())
-            .filter(|&g| access.touches(&f.target.globals[g]))
-            .map(|g| (f.global(g), f.target.globals[g].ty))
-            .collect();
-        for (t, ty) in changed {
-            self.define(t, Known::unknown(ty));
+        for g in 0..self.f.target.globals.len() {
+            let def = &self.f.target.globals[g];
+            if access.touches(def) {
+                let ty = def.ty;
+                self.define(self.f.global(g), Known::unknown(ty));
+            }
         }
     }
 
@@ -326,9 +345,15 @@ impl Propagator<'_> {
         if !semantics::is_computational(op.opc) {
             return Rewrite::Keep;
         }
-        let ins: Option<Vec<u64>> = op.ins().map(|t| self.f.const_value(t)).collect();
-        if let Some(v) = ins.and_then(|ins| semantics::eval(op.opc, op.ty, &ins, op.consts())) {
-            return Rewrite::Values(v);
+        let mut ins = [0u64; MAX_OP_ARGS];
+        let all_constant = op
+            .ins()
+            .zip(&mut ins)
+            .all(|(t, v)| self.f.const_value(t).map(|c| *v = c).is_some());
+        if all_constant {
+            if let Some(v) = semantics::eval(op.opc, op.ty, &ins[..op.nb_in as usize], op.consts()) {
+                return Rewrite::Values(v);
+            }
         }
         self.identity(op)
     }
@@ -394,7 +419,7 @@ impl Propagator<'_> {
             Or if cb == Some(m) => konst(m),
             Andc if cb == Some(m) => konst(0),
             Orc if cb == Some(0) => konst(m),
-            And if cb.is_some_and(|c| fits(c)) => Copy(a),
+            And if cb.is_some_and(fits) => Copy(a),
             And if cb.is_some_and(|c| ka.z_mask & c == 0) => konst(0),
             Ext8u if fits(0xff) => Copy(a),
             Ext16u if fits(0xffff) => Copy(a),
@@ -428,7 +453,10 @@ impl Propagator<'_> {
 
     /// Appends `op` as is and records what its outputs hold.
     fn emit(&mut self, op: Op) {
-        let results: Vec<Known> = (0..op.nb_out as usize).map(|k| self.result(&op, k)).collect();
+        let mut results = [Known::unknown(Type::I64); MAX_OP_ARGS];
+        for (k, r) in results.iter_mut().enumerate().take(op.nb_out as usize) {
+            *r = self.result(&op, k);
+        }
         let clobber = effects(self.f, &op).clobber;
         self.out.push(op);
         self.forget_globals(clobber);

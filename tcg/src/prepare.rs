@@ -2,11 +2,15 @@
 //! [`crate::Backend::compile`] accepts.
 //!
 //! 1. [`crate::verify::verify`]: malformed IR stops here, with the op at fault;
-//! 2. [`crate::optimize::optimize`]: folding, propagation, identities, branch and label clean-up, dead code;
+//! 2. [`crate::optimize::optimize`]: folding, propagation, identities, branch and label clean-up, dead code
+//!    (before lowering, so that a global is loaded where a live op first reads it);
 //! 3. [`crate::lower::lower_globals`]: globals become EBB temps with explicit `ld`/`st` on `env`;
-//! 4. [`crate::liveness::eliminate_dead_code`] again, for what lowering made dead.
+//! 4. [`crate::optimize::propagate`] again, because lowering leaves copies such as `mov e1, t2; st e1, env,
+//!    0x8` (a result moved into a global) that become `st t2, env, 0x8`; lowering changes no control flow, so
+//!    there is nothing more to simplify;
+//! 5. [`crate::liveness::eliminate_dead_code`] for the copies step 4 made dead.
 //!
-//! Steps 2 and 4 can be turned off ([`PrepareOptions::UNOPTIMIZED`]) to test backends on IR as a frontend
+//! Steps 2, 4 and 5 can be turned off ([`PrepareOptions::UNOPTIMIZED`]) to test backends on IR as a frontend
 //! wrote it; lowering always runs, so the result never mentions a global.
 
 use crate::func::Func;
@@ -65,6 +69,7 @@ pub fn prepare_with(f: &mut Func, opts: PrepareOptions) -> Result<PrepareStats, 
     }
     lower::lower_globals(f);
     if opts.optimize {
+        optimize::propagate(f);
         liveness::eliminate_dead_code(f);
     }
     if opts.verify_result {
