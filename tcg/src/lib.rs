@@ -24,6 +24,8 @@ pub mod prepare;
 pub mod semantics;
 pub mod target;
 pub mod temp;
+#[cfg(test)]
+mod testing;
 pub mod types;
 pub mod verify;
 

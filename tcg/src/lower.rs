@@ -154,17 +154,10 @@ fn global_index(f: &Func, t: Temp) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::{Cond, TargetDesc, Type};
+    use crate::{Cond, Type};
 
-    fn func() -> Func {
-        let mut t = TargetDesc::new(0x100);
-        t.add_global("rax", Type::I64, 0);
-        t.add_global("rbx", Type::I64, 8);
-        Func::new(Arc::new(t))
-    }
+    use crate::testing::two_register_func as func;
 
     #[test]
     fn loads_once_and_stores_the_last_value_once() {

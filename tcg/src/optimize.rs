@@ -561,17 +561,9 @@ fn is_commutative(opc: Opcode) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::TargetDesc;
 
-    fn func() -> Func {
-        let mut t = TargetDesc::new(0x100);
-        t.add_global("rax", Type::I64, 0);
-        t.add_global("rbx", Type::I64, 8);
-        Func::new(Arc::new(t))
-    }
+    use crate::testing::two_register_func as func;
 
     #[test]
     fn known_constant_sign_bits() {
