@@ -18,8 +18,9 @@ pub fn available_backends() -> Vec<BackendKind> {
 pub fn create_backend(kind: BackendKind) -> Result<Box<dyn Backend>, BackendError> {
     match kind {
         BackendKind::Tci => tci(),
-        // The wasm32 and native backends arrive with their own issues; until then they are not built.
-        BackendKind::Wasm32 | BackendKind::Native => Err(BackendError::NotBuilt(kind)),
+        BackendKind::Wasm32 => wasm32(),
+        // The native backend arrives with its own issue; until then it is not built.
+        BackendKind::Native => Err(BackendError::NotBuilt(kind)),
     }
 }
 
@@ -35,6 +36,19 @@ cfg_if::cfg_if! {
     }
 }
 
+cfg_if::cfg_if! {
+    // Natively the wasm32 crate only has its code generator and embedded test engine: no backend to run.
+    if #[cfg(all(feature = "wasm32", target_arch = "wasm32"))] {
+        fn wasm32() -> Result<Box<dyn Backend>, BackendError> {
+            Ok(Box::new(rqemu_tcg_wasm32::runtime::Wasm32::new()))
+        }
+    } else {
+        fn wasm32() -> Result<Box<dyn Backend>, BackendError> {
+            Err(BackendError::NotBuilt(BackendKind::Wasm32))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +58,11 @@ mod tests {
         assert_eq!(
             create_backend(BackendKind::Native).err(),
             Some(BackendError::NotBuilt(BackendKind::Native))
+        );
+        // Tests run natively, where the wasm32 backend is never built, whatever the features.
+        assert_eq!(
+            create_backend(BackendKind::Wasm32).err(),
+            Some(BackendError::NotBuilt(BackendKind::Wasm32))
         );
         assert_eq!(
             "sparc".parse::<BackendKind>().err(),

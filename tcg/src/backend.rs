@@ -63,6 +63,17 @@ pub trait CompiledTb {
     /// (globals, `ld`/`st` offsets, the fault word), and the helpers the IR calls must accept it.
     unsafe fn run(&self, ctx: &mut ExecContext<'_>) -> TbExit;
 
+    /// Runs the TB once and also says which member of its compile group left, when a backend chained from
+    /// this TB into another member of the group (see [`Backend::compile_group`]) before exiting. `None` means
+    /// this TB itself exited; `GotoTb` slots and `Fault` instruction indexes then refer to that member's IR.
+    /// The execution loop calls this; backends that never chain keep the default.
+    ///
+    /// # Safety
+    /// As for [`CompiledTb::run`].
+    unsafe fn run_chained(&self, ctx: &mut ExecContext<'_>) -> (TbExit, Option<usize>) {
+        (self.run(ctx), None)
+    }
+
     /// Bytes of generated code or bytecode, for statistics.
     fn code_size(&self) -> usize;
 }

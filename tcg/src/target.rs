@@ -24,6 +24,9 @@ pub struct TargetDesc {
     pub helpers: HelperTable,
     /// Offset of a `u32` in the CPU state that a faulting helper sets nonzero (see [`crate::helper`]).
     pub fault_offset: i32,
+    /// Size in bytes of the CPU state `env` points to, 0 when unknown. Backends that run generated code in a
+    /// separate address space (the wasm32 backend's embedded engine) copy this many bytes in and out.
+    pub env_size: usize,
 }
 
 impl TargetDesc {
@@ -33,6 +36,7 @@ impl TargetDesc {
             globals: Vec::new(),
             helpers: HelperTable::new(),
             fault_offset,
+            env_size: 0,
         }
     }
 

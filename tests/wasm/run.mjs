@@ -5,13 +5,16 @@
 //
 // The module is instantiated with the `env` imports it expects:
 //   host_write(ptr, len)  writes `len` bytes of UTF-8 at `ptr` in the module's memory to stdout;
-//   host_now()            returns seconds (performance.now() / 1000), the clock for benchmarks.
+//   host_now()            returns seconds (performance.now() / 1000), the clock for benchmarks;
+// and the `rqemu_tb` imports of the wasm32 backend's TB host (tcg/wasm32/js/tb-host.mjs), which compiles
+// and instantiates TB modules against this module's memory and function table.
 // The export is called with no arguments. Exit status: 0 when it returns 0 or nothing, 1 when it
 // returns a nonzero number (a failure count), 2 on a usage error, 3 when the module traps (a Rust
 // panic ends in a trap after the module's panic hook printed the message) or fails to load.
 
 import { readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
+import { createTbHost } from "../../tcg/wasm32/js/tb-host.mjs";
 
 const [file, exportName] = process.argv.slice(2);
 if (!file || !exportName) {
@@ -20,7 +23,9 @@ if (!file || !exportName) {
 }
 
 let memory = null;
+const tbHost = createTbHost();
 const imports = {
+  ...tbHost.imports,
   env: {
     host_write(ptr, len) {
       // Copy out first: the memory may grow (detaching the buffer) before the write completes.
@@ -44,6 +49,8 @@ try {
   fail("cannot load the module", err);
 }
 memory = instance.exports.memory;
+// A module without a function table export (an old build) still runs exports that compile no TB.
+if (instance.exports.__indirect_function_table) tbHost.attach(instance.exports);
 const fn = instance.exports[exportName];
 if (typeof fn !== "function") {
   const names = Object.keys(instance.exports).filter((k) => typeof instance.exports[k] === "function");

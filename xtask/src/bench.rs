@@ -1,5 +1,6 @@
 //! `cargo xtask bench tci`: the tci benchmark natively (`tci-bench`) and on wasm32 under Node (the
-//! `bench_tci` export of `tests/wasm`), under a header naming the machine, so reports can be compared.
+//! `bench_tci` export of `tests/wasm`); `cargo xtask bench wasm32`: the wasm32 backend under Node (the
+//! `bench_wasm32` export). Both print a header naming the machine, so reports can be compared.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,7 +10,7 @@ use crate::{failed, wasm, Result};
 /// Runs both benchmarks, then fails if either failed.
 pub fn tci() -> Result {
     let tc = wasm::toolchain();
-    print_header(tc.as_ref().ok());
+    print_header("tci", tc.as_ref().ok());
 
     println!("\n== tci on x86_64-unknown-linux-gnu (native, release) ==");
     let native = Cmd::cargo()
@@ -30,9 +31,18 @@ pub fn tci() -> Result {
     }
 }
 
-fn print_header(tc: Option<&wasm::Toolchain>) {
+/// The wasm32 backend's benchmark under Node: tci vs tiered wasm32 on a hot loop, compile and instantiate
+/// cost, bytes of Wasm per IR op, and the effect of the tier-up threshold.
+pub fn wasm32() -> Result {
+    let tc = wasm::toolchain()?;
+    print_header("wasm32", Some(&tc));
+    println!("\n== wasm32 backend on wasm32-unknown-unknown (Node, release) ==");
+    wasm::node(&wasm::build_tests(&tc)?, "bench_wasm32").run()
+}
+
+fn print_header(which: &str, tc: Option<&wasm::Toolchain>) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("rqemu tci benchmark");
+    println!("rqemu {which} benchmark");
     println!("date:    {}", utc_now());
     println!("host:    {}", read_trimmed("/proc/sys/kernel/hostname"));
     println!("machine: {}, {cores} cores", cpu_model());

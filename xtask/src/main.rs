@@ -29,6 +29,7 @@ commands:
   test-wasm       build tests/wasm for wasm32 (release) and run its self-test and the tci
                   conformance suite under Node
   bench tci       the tci benchmark, natively and on wasm32 under Node
+  bench wasm32    the wasm32 backend under Node: hot loop vs tci, compile cost, thresholds
   bless           re-run the tests with RQEMU_BLESS=1: golden tests rewrite their expected files
   lint            `cargo fmt --all --check` and `cargo clippy --workspace --all-targets -- -D warnings`
   help            this text
@@ -131,11 +132,14 @@ fn dispatch(mut argv: Vec<String>) -> Result {
         "test" => args.finish().and_then(|()| test::test()),
         "test-wasm" => args.finish().and_then(|()| test::test_wasm()),
         "bench" => {
-            let which = args.positional("benchmark name (tci)")?;
+            let which = args.positional("benchmark name (tci, wasm32)")?;
             args.finish()?;
             match which.as_str() {
                 "tci" => bench::tci(),
-                other => Err(Error::Usage(format!("unknown benchmark `{other}` (known: tci)"))),
+                "wasm32" => bench::wasm32(),
+                other => Err(Error::Usage(format!(
+                    "unknown benchmark `{other}` (known: tci, wasm32)"
+                ))),
             }
         }
         "bless" => args.finish().and_then(|()| test::bless()),

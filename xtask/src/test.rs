@@ -3,8 +3,11 @@
 //! `test` runs the native tests (`cargo test --workspace --no-fail-fast`, showing the output of passing tests
 //! so the conformance summary lines are in the log), then the wasm32 part, and ends with a summary naming each
 //! part, its time and its `conformance:` lines. A part that prints no `backend=tci` conformance line fails:
-//! the suite must have run on tci. The wasm32 part builds `tests/wasm` and runs, under Node: `selftest` (64-bit arithmetic
-//! on the 32-bit host), `selftest_panic` (a panic must print its message and trap) and `conformance_tci`.
+//! the suite must have run on tci. The wasm32 part runs the JS TB host's tests (`node --test
+//! tcg/wasm32/js/`), builds `tests/wasm` and runs, under Node: `selftest` (64-bit arithmetic on the 32-bit
+//! host), `selftest_panic` (a panic must print its message and trap), `conformance_tci`, then the wasm32
+//! backend for real: `wasm32_smoke`, `conformance_wasm32` (a `backend=wasm32` line is required) and
+//! `tiering_wasm32` (tiering, eviction, flush and chaining).
 
 use std::path::Path;
 use std::time::Instant;
@@ -29,6 +32,19 @@ fn is_conformance_line(line: &str) -> bool {
 fn is_summary_line(line: &str) -> bool {
     is_conformance_line(line) || (line.starts_with("test ") && line.ends_with(" ... FAILED"))
 }
+
+/// What the wasm32 part repeats in the summary: conformance lines, the tiering verdicts and the JS tests'.
+fn is_wasm32_summary_line(line: &str) -> bool {
+    is_conformance_line(line)
+        || line.starts_with("tiering-wasm32: ")
+        || line.starts_with("wasm32-smoke: ok")
+        || line.contains("FAILED")
+        || line.starts_with("# pass ")
+        || line.starts_with("# fail ")
+}
+
+/// The Node tests of the JS TB host.
+const TB_HOST_TESTS: &str = "tcg/wasm32/js/";
 
 /// Every test; fails if any part fails.
 pub fn test() -> Result {
@@ -57,7 +73,7 @@ fn native() -> Part {
         let tee = Cmd::cargo()
             .args(["test", "--workspace", "--no-fail-fast", "--", "--show-output"])
             .run_tee(is_summary_line);
-        (require_conformance(tee.result, &tee.kept), tee.kept)
+        (require_conformance(tee.result, &tee.kept, "tci"), tee.kept)
     })
 }
 
@@ -65,13 +81,41 @@ fn wasm32() -> Part {
     timed("wasm32", || {
         let mut lines = Vec::new();
         let result = wasm::toolchain()
-            .and_then(|tc| wasm::build_tests(&tc))
+            .and_then(|tc| {
+                let tee = Cmd::new("node")
+                    .args(["--test", TB_HOST_TESTS])
+                    .run_tee(is_wasm32_summary_line);
+                lines.extend(tee.kept);
+                tee.result?;
+                wasm::build_tests(&tc)
+            })
             .and_then(|module| {
                 wasm::node(&module, "selftest").run()?;
                 check_panic_path(&module)?;
-                let tee = wasm::node(&module, "conformance_tci").run_tee(is_conformance_line);
-                lines = tee.kept;
-                require_conformance(tee.result, &lines)
+                let mut errors = Vec::new();
+                // Every export runs even when an earlier one failed, so one report shows everything.
+                for export in [
+                    "conformance_tci",
+                    "wasm32_smoke",
+                    "conformance_wasm32",
+                    "tiering_wasm32",
+                ] {
+                    let tee = wasm::node(&module, export).run_tee(is_wasm32_summary_line);
+                    lines.extend(tee.kept);
+                    if let Err(e) = tee.result {
+                        errors.push(format!("{export}: {e}"));
+                    }
+                }
+                for backend in ["tci", "wasm32"] {
+                    if let Err(e) = require_conformance(Ok(()), &lines, backend) {
+                        errors.push(e.to_string());
+                    }
+                }
+                if errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(failed(errors.join("; ")))
+                }
             });
         (result, lines)
     })
@@ -93,16 +137,15 @@ fn check_panic_path(module: &Path) -> Result {
     }
 }
 
-/// The suite must have run on tci: `result`, and a `conformance: backend=tci ...` line among `lines`.
-fn require_conformance(result: Result, lines: &[String]) -> Result {
+/// The suite must have run on `backend`: `result`, and a `conformance: backend=<backend> ...` line among
+/// `lines`.
+fn require_conformance(result: Result, lines: &[String], backend: &str) -> Result {
     result?;
-    if !lines
-        .iter()
-        .any(|l| is_conformance_line(l) && l.contains(" backend=tci "))
-    {
-        return Err(failed(
-            "no `conformance: backend=tci ...` line was printed: the suite did not run on tci",
-        ));
+    let needle = format!(" backend={backend} ");
+    if !lines.iter().any(|l| is_conformance_line(l) && l.contains(&needle)) {
+        return Err(failed(format!(
+            "no `conformance: backend={backend} ...` line was printed: the suite did not run on {backend}"
+        )));
     }
     Ok(())
 }

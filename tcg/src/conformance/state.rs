@@ -89,6 +89,7 @@ pub(super) fn slot_name(slot: usize) -> String {
 /// The test target: the globals above, the fault word in slot 0 and the suite's helpers.
 pub(super) fn target() -> (Arc<TargetDesc>, HelperIds) {
     let mut t = TargetDesc::new((FAULT_SLOT * 8) as i32);
+    t.env_size = SLOTS * 8;
     for (name, slot, ty) in GLOBALS {
         t.add_global(name, ty, (slot * 8) as i32);
     }

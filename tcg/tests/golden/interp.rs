@@ -43,7 +43,7 @@ impl Machine {
                     // Small values make comparisons between fields come out both ways.
                     if i % 8 == 0 {
                         (x % 5) as u8
-                    } else if seed % 2 == 0 {
+                    } else if seed.is_multiple_of(2) {
                         0
                     } else {
                         x as u8

@@ -6,11 +6,18 @@
 //! - `selftest_panic()`: panics on purpose; the runner must print the message and report a trap.
 //! - `conformance_tci() -> u32`: the TCG conformance suite on the tci backend; returns the failure count.
 //! - `bench_tci()`: the tci benchmark, timed with the host's clock.
+//! - on wasm32 only, the wasm32 backend for real ([`wasm32`]): `wasm32_smoke() -> u32`,
+//!   `conformance_wasm32() -> u32`, `tiering_wasm32() -> u32`, and `bench_wasm32()` ([`bench_wasm32`]).
 //!
-//! Only the wasm32 build is meaningful; natively the crate compiles to the same exports writing to stdout,
-//! so `cargo test --workspace` checks it too. Host imports and the panic hook live in [`host`].
+//! Only the wasm32 build is meaningful; natively the crate compiles to the same exports writing to stdout
+//! (minus the wasm32 backend's, which needs a Wasm host), so `cargo test --workspace` checks it too. Host
+//! imports and the panic hook live in [`host`].
 
+#[cfg(target_arch = "wasm32")]
+pub mod bench_wasm32;
 mod host;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm32;
 
 use host::outln;
 
