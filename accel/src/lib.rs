@@ -5,4 +5,4 @@ pub mod backends;
 pub mod tiering;
 
 pub use backends::{available_backends, create_backend};
-pub use tiering::{TbId, TierConfig, TierStats, Tiering};
+pub use tiering::{RunExit, TbId, TierConfig, TierStats, Tiering};

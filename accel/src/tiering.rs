@@ -13,6 +13,11 @@
 //! jumps, so a member cannot lose its code without the others. Dropping a module's `CompiledTb`s is what
 //! releases it (for wasm32: the instance and its table slots).
 //!
+//! Because of those direct jumps, the TB that leaves a module need not be the one the loop entered: hot code
+//! runs through [`CompiledTb::run_chained`], and every exit comes back as a [`RunExit`] naming the TB it
+//! belongs to. `goto_tb` slots are linked, and fault instruction indexes resolved ([`Tiering::insn_start`]),
+//! in that TB.
+//!
 //! [`workload`] is a small program of linked TBs with a Rust reference, for tests and benchmarks.
 //!
 //! Not here: the TB cache and hashing (the loop's), options parsing beyond `tier-*` (`config`).
@@ -27,7 +32,8 @@ use std::collections::VecDeque;
 use core::fmt;
 
 use rqemu_tcg::backend::GroupMember;
-use rqemu_tcg::{Backend, CompileError, CompiledTb, ExecContext, Func, TbExit};
+use rqemu_tcg::opcodes::INSN_START_WORDS;
+use rqemu_tcg::{Backend, CompileError, CompiledTb, ExecContext, Func, Opcode, TbExit};
 
 pub use config::{TierConfig, TierOptionError, DEFAULT_MAX_GROUP, DEFAULT_MAX_MODULES, DEFAULT_THRESHOLD};
 
@@ -40,6 +46,16 @@ impl TbId {
     pub fn index(self) -> usize {
         self.0 as usize
     }
+}
+
+/// How a run of hot or cold code ended, and which TB's IR the exit refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunExit {
+    /// The exit.
+    pub exit: TbExit,
+    /// The TB that exited: the one that was run, or another member of its module that hot code jumped to.
+    /// A `GotoTb` slot and a `Fault` instruction index are this TB's.
+    pub tb: TbId,
 }
 
 /// Which code a TB runs.
@@ -198,8 +214,8 @@ impl Tiering {
 
     /// Records that `goto_tb slot` of `from` leads to `to`: the hot backend may then compile that jump
     /// directly when both land in one module. The loop must only link a slot whose target never changes
-    /// (a direct jump), and must not link a TB whose last exit came from hot code (a module may have run
-    /// several members before exiting, so the slot need not be `from`'s). Unknown ids are ignored.
+    /// (a direct jump), and `from` must be the TB the exit names ([`RunExit::tb`]), not the one it entered:
+    /// hot code may have run several members of a module before leaving. Unknown ids are ignored.
     pub fn link(&mut self, from: TbId, slot: u32, to: TbId) {
         let to_alive = self.entry(to).is_some();
         if let (Some(e), true) = (self.tbs.get_mut(from.index()).filter(|e| e.alive), to_alive) {
@@ -209,6 +225,27 @@ impl Tiering {
         }
     }
 
+    /// The `goto_tb` successors linked so far; `None` for an unknown or invalidated TB.
+    pub fn links(&self, tb: TbId) -> Option<[Option<TbId>; 2]> {
+        self.entry(tb).map(|e| e.links)
+    }
+
+    /// The `insn_start` words of guest instruction `insn` of `tb` (counting from 0, as
+    /// [`TbExit::Fault`] does), from which the loop restores the guest pc and the rest of the state after a
+    /// fault. `None` for an unknown TB or index.
+    pub fn insn_start(&self, tb: TbId, insn: u32) -> Option<[u64; INSN_START_WORDS]> {
+        let op = self
+            .entry(tb)?
+            .func
+            .ops
+            .iter()
+            .filter(|op| op.opc == Opcode::InsnStart)
+            .nth(insn as usize)?;
+        let mut words = [0; INSN_START_WORDS];
+        words.copy_from_slice(&op.args[..INSN_START_WORDS]);
+        Some(words)
+    }
+
     /// Which code `tb` runs now; `None` for an unknown or invalidated TB.
     pub fn tier(&self, tb: TbId) -> Option<Tier> {
         self.entry(tb).map(|e| e.tier)
@@ -216,21 +253,24 @@ impl Tiering {
 
     /// Runs `tb` once on its best code; `None` when the TB is unknown or was invalidated (translate again).
     /// First-tier runs count, and the run that reaches the threshold queues the TB and compiles the queue.
+    /// Hot code may leave from another member of `tb`'s module; the exit says which.
     ///
     /// # Safety
     /// As [`CompiledTb::run`]: `ctx.env` must be a CPU state valid for the TB's IR.
-    pub unsafe fn run(&mut self, tb: TbId, ctx: &mut ExecContext<'_>) -> Option<TbExit> {
+    pub unsafe fn run(&mut self, tb: TbId, ctx: &mut ExecContext<'_>) -> Option<RunExit> {
         let index = tb.index();
         let hot_module = self.tbs.get(index).filter(|e| e.alive)?.hot.as_ref().map(|h| h.module);
         if let Some(m) = hot_module {
             self.tick += 1;
-            if let Some(Some(module)) = self.modules.get_mut(m) {
-                module.last_used = self.tick;
-            }
+            let module = self.modules.get_mut(m).and_then(Option::as_mut)?;
+            module.last_used = self.tick;
             self.stats.hot_runs += 1;
             let hot = self.tbs[index].hot.as_ref()?;
             // SAFETY: the caller's promise.
-            return Some(unsafe { hot.code.run(ctx) });
+            let (exit, member) = unsafe { hot.code.run_chained(ctx) };
+            // A member index the module does not have (never produced) is read as the TB itself.
+            let from = member.and_then(|i| module.members.get(i).copied()).unwrap_or(tb);
+            return Some(RunExit { exit, tb: from });
         }
         let e = &mut self.tbs[index];
         self.stats.cold_runs += 1;
@@ -242,7 +282,7 @@ impl Tiering {
             self.queue.push_back(tb);
             self.compile_pending();
         }
-        Some(exit)
+        Some(RunExit { exit, tb })
     }
 
     /// TBs waiting for the hot backend.
@@ -289,8 +329,10 @@ impl Tiering {
     }
 
     /// A minimal execution loop: runs from `start`, and after each `goto_tb` asks `lookup` (given the CPU
-    /// state) for the next TB, linking the slot when the TB that exited ran on the first tier. Stops at any
-    /// other exit, when `lookup` has no TB, or after `budget` TB runs; returns the last exit and the runs.
+    /// state) for the next TB and links the slot of the TB that exited (which, after hot code, may be another
+    /// member of the module entered). Stops at any other exit (a fault among them: its instruction index is
+    /// the exit's TB's), when `lookup` has no TB, or after `budget` TB runs; returns the last exit (`None`
+    /// when the budget ran out or `start` is unknown) and the runs.
     ///
     /// # Safety
     /// As [`Tiering::run`], for every TB reached.
@@ -300,23 +342,24 @@ impl Tiering {
         ctx: &mut ExecContext<'_>,
         lookup: &mut dyn FnMut(*mut u8) -> Option<TbId>,
         budget: u64,
-    ) -> (Option<TbExit>, u64) {
+    ) -> (Option<RunExit>, u64) {
         let mut tb = start;
         let mut runs = 0;
         while runs < budget {
-            let was_cold = self.entry(tb).is_some_and(|e| e.hot.is_none());
             // SAFETY: the caller's promise.
             let exit = unsafe { self.run(tb, ctx) };
             runs += 1;
-            let Some(TbExit::GotoTb(slot)) = exit else {
+            let Some(RunExit {
+                exit: TbExit::GotoTb(slot),
+                tb: from,
+            }) = exit
+            else {
                 return (exit, runs);
             };
             let Some(next) = lookup(ctx.env) else {
                 return (exit, runs);
             };
-            if was_cold {
-                self.link(tb, slot, next);
-            }
+            self.link(from, slot, next);
             tb = next;
         }
         (None, runs)

@@ -40,18 +40,27 @@ pub fn wasm32() -> Result {
     wasm::node(&wasm::build_tests(&tc)?, "bench_wasm32").run()
 }
 
+/// Prints the header as a Markdown list (the reports below it are Markdown too, for docs/PERF.md).
 fn print_header(which: &str, tc: Option<&wasm::Toolchain>) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("rqemu {which} benchmark");
-    println!("date:    {}", utc_now());
-    println!("host:    {}", read_trimmed("/proc/sys/kernel/hostname"));
-    println!("machine: {}, {cores} cores", cpu_model());
-    println!("kernel:  {}", read_trimmed("/proc/sys/kernel/osrelease"));
+    println!("## rqemu {which} benchmark\n");
+    println!("- command: `cargo xtask bench {which}`");
+    println!("- date:    {}", utc_now());
+    println!("- host:    {}", read_trimmed("/proc/sys/kernel/hostname"));
+    println!("- machine: {}, {cores} cores", cpu_model());
+    println!("- kernel:  {}", read_trimmed("/proc/sys/kernel/osrelease"));
+    println!("- load:    {} (1, 5, 15 min)", load_average());
     let native_rustc = Cmd::new("rustc").arg("-V").read().unwrap_or_default();
-    println!("native:  {native_rustc}");
+    println!("- native:  {native_rustc}");
     if let Some(tc) = tc {
-        println!("wasm32:  {}, node {}", tc.rustc_version, tc.node_version);
+        println!("- wasm32:  {}, node {}", tc.rustc_version, tc.node_version);
     }
+}
+
+/// The first three fields of /proc/loadavg.
+fn load_average() -> String {
+    let all = read_trimmed("/proc/loadavg");
+    all.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 fn read_trimmed(path: &str) -> String {

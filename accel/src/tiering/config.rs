@@ -4,11 +4,16 @@
 use core::fmt;
 
 /// Executions on the first tier after which a TB is queued for the hot backend. Chosen with
-/// `cargo xtask bench wasm32` (its threshold table, docs/PERF.md): at 2 or 10, loops that run a few dozen
-/// times are compiled for nothing (100x slower than tci on that mix); from 50 on that cost is gone; loops of
-/// ~2000 runs per TB gain most from 10 to 100 and lose the gain by 1000; hot loops barely care below 500.
-/// TBs run 100 to 500 times still lose at 100 while a module costs ~0.1 ms to build; revisit with a guest.
-pub const DEFAULT_THRESHOLD: u32 = 100;
+/// `cargo xtask bench wasm32` (its threshold table, docs/PERF.md; measured with the TLB fast path and
+/// helper imports instead of an imported table, where a module of two small TBs costs ~15 us to build and
+/// instantiate, about 150 tci runs of those TBs). 50 was at least as fast as 100 on every mix (hot 0.7 vs
+/// 0.8 ms, medium 1.7 vs 2.1, warm 2.8 vs 3.4, cool 5.3 vs 6.4, lukewarm 2.9 vs 3.0) and within ~20% of the
+/// best threshold on the mixes that tier up. Lower thresholds gain a little more on warm loops but compile
+/// TBs that run only a few dozen times (25: 3.3x slower than tci on the lukewarm mix, 40 runs per TB); higher
+/// ones stop losing on TBs run ~100 times (200 ties tci on the cool mix, where 50 is 1.9x slower) but leave
+/// 50-65% on medium and warm loops. TBs run just past the threshold are the worst case (one module build
+/// each); revisit with a guest's distribution of TB execution counts.
+pub const DEFAULT_THRESHOLD: u32 = 50;
 
 /// Live hot modules kept before the least recently used one is evicted. Engines keep every instance's
 /// machine code, so this bounds memory; 2048 modules of a few TBs cover the hot code of a Linux boot.

@@ -1,6 +1,8 @@
 //! Tiering on the host: tci as the first tier and, as the hot tier, a fake backend (tci underneath) that
 //! records the groups it was given and counts its live code, so promotion, grouping, eviction,
-//! invalidation and flush are observable without a Wasm engine.
+//! invalidation and flush are observable without a Wasm engine; and the real wasm32 code generator in the
+//! embedded engine as the hot tier, where `goto_tb` between members of a module chains inside it, so exits
+//! come from other members than the one entered.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -8,6 +10,7 @@ use std::rc::Rc;
 use rqemu_tcg::backend::GroupMember;
 use rqemu_tcg::{Backend, CompileError, CompiledTb, ExecContext, Func, Opcode, TbExit, Type};
 use rqemu_tcg_tci::Tci;
+use rqemu_tcg_wasm32::engine::EmbeddedWasm32;
 
 use super::workload::{self, ENV_WORDS};
 use super::*;
@@ -107,7 +110,7 @@ fn run_and_check(t: &mut Tiering, ids: &[(u64, TbId)], iterations: u64, mem: &mu
     };
     // SAFETY: the workload's TBs use only the words of `env`.
     let (exit, _) = unsafe { t.run_until_exit(ids[0].1, &mut ctx, &mut lookup, u64::MAX) };
-    assert_eq!(exit, Some(workload::EXIT));
+    assert_eq!(exit.map(|e| e.exit), Some(workload::EXIT));
     assert_eq!(env, want);
     assert_eq!(mem.bytes(), &want_mem[..]);
 }
@@ -269,6 +272,90 @@ fn the_register_only_workload_matches_its_reference() {
     };
     // SAFETY: the workload's TBs use only the words of `env`.
     let (exit, runs) = unsafe { t.run_until_exit(ids[0].1, &mut ctx, &mut lookup, u64::MAX) };
-    assert_eq!((exit, runs), (Some(workload::EXIT), 155));
+    assert_eq!((exit.map(|e| e.exit), runs), (Some(workload::EXIT), 155));
     assert_eq!(env, want);
+}
+
+/// The chain workload through `t`: what the loop saw, the final CPU state and memory.
+fn run_chain_on(t: &mut Tiering, iterations: u64) -> (workload::ChainRun, [u64; ENV_WORDS], Vec<u8>, Vec<TbId>) {
+    let ids: Vec<(u64, TbId)> = workload::chain()
+        .into_iter()
+        .map(|(pc, f)| (pc, t.add(f).expect("the chain compiles on tci")))
+        .collect();
+    let mut env = workload::initial_env(iterations);
+    let mut mem = workload::memory();
+    for (i, b) in mem.bytes_mut().iter_mut().enumerate() {
+        *b = (i * 7) as u8;
+    }
+    let mut ctx = ExecContext {
+        env: env.as_mut_ptr().cast(),
+        mem: &mut mem,
+    };
+    // SAFETY: the chain's TBs use only the words of `env`.
+    let run = unsafe { workload::run_chain(t, &ids, &mut ctx) };
+    let ids = ids.into_iter().map(|(_, id)| id).collect();
+    (run, env, mem.bytes().to_vec(), ids)
+}
+
+#[test]
+fn exits_chained_inside_a_module_are_attributed_to_the_member_that_left() {
+    const ITERATIONS: u64 = 300;
+    let mut cold = Tiering::new(Box::new(Tci::new()), None, config(1));
+    let (want, want_env, want_mem, ids) = run_chain_on(&mut cold, ITERATIONS);
+    let c = ids[2];
+    assert_eq!(want.exit, Some(workload::EXIT));
+    assert_eq!(
+        want.faults,
+        vec![(c, workload::CHAIN_LOAD_PC); 4],
+        "i = 256, 192, 128, 64"
+    );
+
+    for tail_calls in [true, false] {
+        let mut hot = EmbeddedWasm32::new();
+        hot.set_tail_calls(tail_calls);
+        let mut t = Tiering::new(Box::new(Tci::new()), Some(Box::new(hot)), config(10));
+        let (got, env, mem, ids) = run_chain_on(&mut t, ITERATIONS);
+        let [a, b, c, _c2, d] = ids[..] else { unreachable!() };
+        assert_eq!(
+            (got.exit, &got.faults),
+            (want.exit, &want.faults),
+            "tail calls {tail_calls}"
+        );
+        assert_eq!(env, want_env, "tail calls {tail_calls}");
+        assert_eq!(mem, want_mem, "tail calls {tail_calls}");
+        // A took B and C into its module; C2 (4 runs) and D (1) stayed cold.
+        let s = t.stats();
+        assert_eq!((s.modules, s.hot_tbs), (1, 3), "{s}");
+        for tb in [a, b, c] {
+            assert_eq!(t.tier(tb), Some(Tier::Hot));
+        }
+        // The module's last exit is C's goto_tb 1: linked on C, never on A, the member entered.
+        assert_eq!(t.links(c), Some([Some(a), Some(d)]));
+        assert_eq!(t.links(a), Some([Some(b), None]));
+        if tail_calls {
+            // Hot, each entry at A runs up to 64 iterations inside the module.
+            assert!(got.runs < 60, "{} entries: {s}", got.runs);
+        } else {
+            assert!(
+                got.runs > 3 * (ITERATIONS - 10),
+                "{} entries without chaining",
+                got.runs
+            );
+        }
+    }
+}
+
+#[test]
+fn insn_start_words_are_found_by_instruction_index() {
+    let mut t = Tiering::new(Box::new(Tci::new()), None, config(1));
+    let ids: Vec<TbId> = workload::chain()
+        .into_iter()
+        .map(|(_, f)| t.add(f).expect("compiles"))
+        .collect();
+    assert_eq!(t.insn_start(ids[2], 0), Some([0x300, 0, 0]));
+    assert_eq!(t.insn_start(ids[2], 1), Some([0x304, 0, 0]));
+    assert_eq!(t.insn_start(ids[2], 2), None);
+    assert_eq!(t.links(ids[0]), Some([None, None]));
+    t.invalidate(ids[2]);
+    assert_eq!(t.insn_start(ids[2], 0), None);
 }

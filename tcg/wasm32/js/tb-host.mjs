@@ -3,7 +3,8 @@
 // The emulator (a plain wasm32-unknown-unknown module, linked with `--export-table --growable-table`)
 // compiles hot translation blocks into small WebAssembly modules. It cannot instantiate them itself, so it
 // imports the functions below from the import module `rqemu_tb`; each TB module imports the emulator's
-// `env.memory` and `env.table` and exports functions `tb0`, `tb1`, ... of type (i32 env, i32 out) -> i32.
+// `env.memory` and the helpers it calls (see below), and exports functions `tb0`, `tb1`, ... of type
+// (i32 env, i32 out) -> i32.
 // This host compiles and instantiates a module synchronously, places its exports in free slots of the
 // emulator's function table and tells the emulator the slot numbers, which on wasm32 *are* function
 // pointers: the emulator then calls the TB like any Rust `extern "C" fn`.
@@ -20,16 +21,18 @@
 //   tb.attach(instance.exports);   // finds `memory` and `__indirect_function_table`
 //   ... instance.exports.main() ...; console.log(tb.stats());
 //
-// A TB module may also import functions of the emulator by table slot: import module `fn`, field the slot in
-// decimal (e.g. `(import "fn" "1234" (func ...))` for the helper whose Rust function pointer is 1234). The
-// host resolves them with `table.get`. Prefer this over `call_indirect` through an imported `env.table`:
+// A TB module imports functions of the emulator by table slot: import module `fn`, field the slot in decimal
+// (e.g. `(import "fn" "1234" (func ...))` for the helper whose Rust function pointer is 1234). The host
+// resolves them with `table.get` on first use and caches them (a slot this host fills or frees is dropped
+// from the cache). rqemu's modules do this instead of `call_indirect` through an imported `env.table`:
 // V8 (Node 20) registers every instance that imports a table with it, after which each table.grow and
 // table.set costs time proportional to the number of such instances (measured: thousands of live TB
 // modules make instantiation milliseconds each; without the table import it stays a few microseconds).
+// `env.table` is still offered to modules that import it.
 //
 // Imports (module `rqemu_tb`; pointers are byte offsets in the emulator's memory):
 //   instantiate(bytes_ptr, bytes_len, nexports, out_ptr) -> i32
-//       compiles the module, instantiates it with { env: { memory, table } }, writes the table slot of
+//       compiles the module, instantiates it with { env: { memory, table }, fn: <slots> }, writes the slot of
 //       export `tb{i}` as a little-endian u32 at out_ptr + 4*i, and returns a handle > 0; -1 on failure
 //       (the message is kept for last_error).
 //   release(handle)            nulls the module's slots, returns them to the free list, drops the instance.
@@ -62,6 +65,8 @@ export function createTbHost(options = {}) {
   const maxInstances = options.maxInstances ?? Infinity;
   let memory = null;
   let table = null;
+  /** What every TB module is instantiated with (set by `attach`). */
+  let importObject = null;
   /** handle -> { slots: number[], instance, bytes } */
   const live = new Map();
   /** Table slots freed by `release`, reused before the table grows. */
@@ -70,6 +75,22 @@ export function createTbHost(options = {}) {
   let lastError = "";
   const stats = { instantiated: 0, released: 0, failed: 0, bytesCompiled: 0, compileMs: 0, tableGrown: 0 };
   const encoder = new TextEncoder();
+  /** Import name (slot in decimal) -> the function in that table slot, resolved on first use. */
+  const fnCache = new Map();
+  /** The `fn` import module of every instantiation: resolves names through `fnCache`. */
+  const fnImports = new Proxy(Object.create(null), {
+    get(_, name) {
+      if (typeof name !== "string") return undefined;
+      let fn = fnCache.get(name);
+      if (fn === undefined) {
+        const slot = Number(name);
+        fn = Number.isInteger(slot) && slot >= 0 && slot < table.length ? table.get(slot) : null;
+        if (typeof fn !== "function") throw new Error(`tb-host: import fn.${name} names no function in the table`);
+        fnCache.set(name, fn);
+      }
+      return fn;
+    },
+  });
 
   function fail(message) {
     lastError = String(message);
@@ -98,6 +119,7 @@ export function createTbHost(options = {}) {
     if (!entry) return;
     for (const slot of entry.slots) {
       table.set(slot, null);
+      fnCache.delete(String(slot));
       freeSlots.push(slot);
     }
     live.delete(handle);
@@ -114,15 +136,7 @@ export function createTbHost(options = {}) {
         // Copy the bytes: the emulator's memory may grow (detaching the buffer) during compilation.
         const bytes = new Uint8Array(memory.buffer, ptr >>> 0, len >>> 0).slice();
         const module = new WebAssembly.Module(bytes);
-        const imports = { env: { memory, table }, fn: {} };
-        for (const imp of WebAssembly.Module.imports(module)) {
-          if (imp.module !== "fn") continue;
-          const slot = Number(imp.name);
-          const fn = Number.isInteger(slot) && slot >= 0 && slot < table.length ? table.get(slot) : null;
-          if (typeof fn !== "function") return fail(`tb-host: import fn.${imp.name} names no function in the table`);
-          imports.fn[imp.name] = fn;
-        }
-        instance = new WebAssembly.Instance(module, imports);
+        instance = new WebAssembly.Instance(module, importObject);
       } catch (err) {
         return fail(err instanceof Error ? `${err.name}: ${err.message}` : err);
       }
@@ -141,6 +155,7 @@ export function createTbHost(options = {}) {
       const view = new DataView(memory.buffer);
       for (let i = 0; i < nexports; i++) {
         table.set(slots[i], fns[i]);
+        fnCache.delete(String(slots[i]));
         view.setUint32((outPtr >>> 0) + 4 * i, slots[i], true);
       }
       const handle = nextHandle++;
@@ -183,6 +198,8 @@ export function createTbHost(options = {}) {
       if (!(table instanceof WebAssembly.Table)) {
         throw new Error("tb-host: the emulator exports no function table (link with --export-table)");
       }
+      fnCache.clear();
+      importObject = { env: { memory, table }, fn: fnImports };
     },
     /** Counters: live instances and slots, totals since creation. */
     stats() {

@@ -113,6 +113,29 @@ test("functions imported by table slot are resolved from the emulator's table", 
   assert.equal(load(importing(999999), 1), -1);
 });
 
+// A module whose tb0 returns `v`.
+const returning = (v) =>
+  new Uint8Array([
+    ...HEADER,
+    ...section(1, vec([TB_TYPE])),
+    ...section(3, vec([[0]])),
+    ...section(7, vec([[...str("tb0"), 0, 0]])),
+    ...section(10, vec([[4, 0, 0x41, v, 0x0b]])), // return v (v < 64)
+  ]);
+
+test("a slot freed and filled again is resolved afresh, not from the cache", () => {
+  const { emu, load, slots, rqemu_tb } = setup();
+  const h = load(returning(5), 1);
+  const [s] = slots(1);
+  assert.ok(load(importing(s), 1) > 0);
+  assert.equal(emu.call(slots(1)[0], 0, 512), 5);
+  rqemu_tb.release(h);
+  assert.ok(load(returning(7), 1) > 0);
+  assert.equal(slots(1)[0], s, "the freed slot is reused");
+  assert.ok(load(importing(s), 1) > 0);
+  assert.equal(emu.call(slots(1)[0], 0, 512), 7);
+});
+
 test("a module that does not compile or lacks an export fails with a message", () => {
   const { host, load, mem, rqemu_tb } = setup();
   assert.equal(load(new Uint8Array([0, 0x61, 0x73, 0x6d, 9, 9]), 1), -1);

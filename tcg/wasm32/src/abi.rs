@@ -2,7 +2,13 @@
 //! embedded engine): imports, the signature of each TB function, the exit kinds and their payloads, and the
 //! configuration ([`WasmAbi`]) that says where helpers, slow paths and the software TLB are.
 //!
-//! Every module imports `env.memory` (the emulator's linear memory) and `env.table` (a funcref table, table 0).
+//! Every module imports `env.memory` (the emulator's linear memory) and, as functions of the helper type
+//! `(env: i32, a0..a4: i64) -> i64`, each helper and slow path it calls: `(import "fn" "<slot>" (func))`,
+//! where `<slot>` is the function's index in the emulator's funcref table, in decimal ([`import_name`]; on
+//! a wasm32 host, its function pointer). The host resolves them (the JS host with `table.get`); generated
+//! code calls them with a direct `call`. Modules do not import the table: in V8 every instance importing
+//! a table is registered with it, and each later `table.grow`/`table.set` costs time proportional to the
+//! number of such instances, which with thousands of live TB modules dominated instantiation.
 //! Member `i` of a group is the export `tb{i}` of type `(param $env i32) (param $out i32) (result i32)`: it
 //! runs the TB, stores a 64-bit payload little-endian at `$out` and returns the exit kind. On a wasm32 host
 //! that is `extern "C" fn(env: *mut u8, out: *mut u64) -> u32`.
@@ -27,8 +33,13 @@ pub const EXIT_FAULT: u32 = 3;
 
 /// Module and field names of the imported linear memory.
 pub const IMPORT_MEMORY: (&str, &str) = ("env", "memory");
-/// Module and field names of the imported function table (helpers and slow paths are called through it).
-pub const IMPORT_TABLE: (&str, &str) = ("env", "table");
+/// Import module of the functions (helpers, slow paths) a module calls; the field is [`import_name`].
+pub const IMPORT_FN_MODULE: &str = "fn";
+
+/// The import field of the function at table slot `slot` (module [`IMPORT_FN_MODULE`]).
+pub fn import_name(slot: u32) -> String {
+    slot.to_string()
+}
 
 /// The export name of group member `i`.
 pub fn export_name(i: usize) -> String {
@@ -74,17 +85,18 @@ impl TlbAbi {
     pub const TOTAL_BYTES: usize = Self::TABLE_BYTES * NB_MMU_MODES;
 }
 
-/// What generated code needs to know about its host: table indices of the helpers and slow paths, whether
-/// the engine has tail calls, and the software TLB (if any). Plain data.
+/// What generated code needs to know about its host: table slots of the helpers and slow paths (which name
+/// their imports), whether the engine has tail calls, and the software TLB (if any). Plain data.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WasmAbi {
-    /// Table index of each helper, indexed by [`rqemu_tcg::HelperId`]. On a wasm32 host this is the
-    /// helper's function pointer value; a helper missing here makes a call to it a compile error.
+    /// Table slot of each helper (the name of its import), indexed by [`rqemu_tcg::HelperId`]. On a wasm32
+    /// host this is the helper's function pointer value; a helper missing here makes a call to it a compile
+    /// error.
     pub helpers: Vec<u32>,
-    /// Table index of `ld_slow(env, addr, memop | mmu << 8, 0, 0, 0) -> value` (helper ABI). It sets the fault
+    /// Table slot of `ld_slow(env, addr, memop | mmu << 8, 0, 0, 0) -> value` (helper ABI). It sets the fault
     /// word on failure.
     pub ld_slow: u32,
-    /// Table index of `st_slow(env, addr, value, memop | mmu << 8, 0, 0) -> 0` (helper ABI).
+    /// Table slot of `st_slow(env, addr, value, memop | mmu << 8, 0, 0) -> 0` (helper ABI).
     pub st_slow: u32,
     /// Whether the engine validates `return_call`: `goto_tb` to another member then stays in the module.
     pub tail_calls: bool,

@@ -4,8 +4,9 @@
 //! - [`abi`]: the module ABI (imports, TB function signature, exit kinds and payloads) and its configuration
 //!   [`WasmAbi`];
 //! - `codegen`: IR -> Wasm ([`compile_module`]); its module docs describe the code shape (temps in locals,
-//!   constants as immediates, structured control flow with a dispatch loop for backward branches, inlined
-//!   TLB fast path, tail-call chaining between members);
+//!   constants as immediates, structured control flow with Wasm loops for natural loops and a dispatch
+//!   loop for the rest, helpers as direct calls of function imports, inlined TLB fast path, tail-call
+//!   chaining between members);
 //! - `runtime` (wasm32 hosts only): the `Wasm32` backend that instantiates modules through the JS host;
 //! - `engine` (feature `embedded`, native hosts only): [`engine::EmbeddedWasm32`], a backend that runs the
 //!   same modules in the wasmi interpreter, so the code generator is tested natively.

@@ -12,11 +12,18 @@ fn conformance() {
     engine.set_pointer_globals(&["p0"]);
     let mut backend = common::Validating::new(engine);
     let summary = rqemu_tcg::conformance::run_suite(&mut backend, rqemu_tcg::HOST_TRIPLE);
-    println!("{summary} (modules validated: {})", backend.modules);
+    let (stats, _, _) = backend.inner.stats();
+    println!(
+        "{summary} (modules validated: {}, structured loops: {}, dispatched branches: {})",
+        backend.modules, stats.structured_loops, stats.dispatched_branches
+    );
     if let Some(t) = backend.inner.last_trap() {
         println!("last trap: {t}");
     }
     assert_eq!(summary.failures, 0, "{:#?}", summary.failure_messages);
+    // The suite's loops (counted sum, Fibonacci do-while) are natural loops: no dispatch fallback.
+    assert!(stats.structured_loops > 0);
+    assert_eq!(stats.dispatched_branches, 0);
 }
 
 /// Without declaring `p0` a pointer global, exactly the suite's host loads and stores through the pointer global

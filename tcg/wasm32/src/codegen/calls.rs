@@ -1,18 +1,64 @@
-//! Helper calls: `call_indirect` through table 0 with the uniform helper type `(env: i32, a0..a4: i64) ->
-//! i64`, at the table index the [`crate::WasmAbi`] gives for the helper. i32 arguments are zero-extended,
-//! missing ones are 0, an i32 result is the low half. After a helper declared `MAY_FAULT` the fault word is
-//! tested and a set one ends the TB with the current instruction's index.
+//! Helper calls: a direct `call` of the function import (uniform helper type `(env: i32, a0..a4: i64) ->
+//! i64`) named after the table slot the [`crate::WasmAbi`] gives for the helper ([`crate::abi`]). i32
+//! arguments are zero-extended, missing ones are 0, an i32 result is the low half. After a helper declared
+//! `MAY_FAULT` the fault word is tested and a set one ends the TB with the current instruction's index.
+//!
+//! [`FnImports`] decides, before any code is generated, which functions a module imports: function indices
+//! of the members come after the imports, and `return_call` between members needs them.
 
-use rqemu_tcg::{CompileError, HelperFlags, HelperId, Op, Type, HELPER_MAX_ARGS};
+use rqemu_tcg::backend::GroupMember;
+use rqemu_tcg::{CompileError, HelperFlags, HelperId, Op, Opcode, Type, HELPER_MAX_ARGS};
 use wasm_encoder::Instruction as I;
 
 use super::locals::PARAM_ENV;
-use super::{FnGen, TYPE_HELPER};
+use super::FnGen;
+use crate::abi::WasmAbi;
+
+/// The functions a module imports, by table slot, in the order of their function indices (0, 1, ...).
+#[derive(Default)]
+pub(super) struct FnImports {
+    pub slots: Vec<u32>,
+}
+
+impl FnImports {
+    /// Every helper and slow path that some member calls, in order of first use. A helper the ABI does not
+    /// know is left out (the call is a compile error later).
+    pub(super) fn scan(members: &[GroupMember<'_>], abi: &WasmAbi) -> FnImports {
+        let mut imports = FnImports::default();
+        for op in members.iter().flat_map(|m| m.func.ops.iter()) {
+            let slot = match op.opc {
+                Opcode::Call => abi.helpers.get(op.konst(0) as u32 as usize).copied(),
+                Opcode::QemuLd => Some(abi.ld_slow),
+                Opcode::QemuSt => Some(abi.st_slow),
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                if !imports.slots.contains(&slot) {
+                    imports.slots.push(slot);
+                }
+            }
+        }
+        imports
+    }
+
+    /// The function index of the import of table slot `slot`.
+    fn index(&self, slot: u32) -> Option<u32> {
+        self.slots.iter().position(|&s| s == slot).map(|i| i as u32)
+    }
+
+    /// Number of imported functions (the first member's function index).
+    pub(super) fn len(&self) -> u32 {
+        self.slots.len() as u32
+    }
+}
 
 impl FnGen<'_> {
     /// Pushes `env` and the five 64-bit helper arguments produced by `args` (at most five values) padded
-    /// with zeros, then calls table entry `index`.
-    pub(super) fn call_helper_abi(&mut self, index: u32, args: &[ArgSrc]) -> Result<(), CompileError> {
+    /// with zeros, then calls the imported function of table slot `slot`.
+    pub(super) fn call_helper_abi(&mut self, slot: u32, args: &[ArgSrc]) -> Result<(), CompileError> {
+        let Some(func) = self.imports.index(slot) else {
+            return Err(self.invalid(format!("table slot {slot} is not imported (code generator bug)")));
+        };
         self.code.push(I::LocalGet(PARAM_ENV));
         for i in 0..HELPER_MAX_ARGS {
             match args.get(i) {
@@ -21,13 +67,7 @@ impl FnGen<'_> {
                 None => self.code.push(I::I64Const(0)),
             }
         }
-        self.emit([
-            I::I32Const(index as i32),
-            I::CallIndirect {
-                type_index: TYPE_HELPER,
-                table_index: 0,
-            },
-        ]);
+        self.code.push(I::Call(func));
         Ok(())
     }
 
@@ -38,14 +78,14 @@ impl FnGen<'_> {
             return Err(self.invalid(format!("helper {} is not registered", id.0)));
         };
         let flags = info.flags;
-        let Some(&index) = self.abi.helpers.get(id.0 as usize) else {
-            return Err(self.invalid(format!("helper {} has no table index in the ABI", info.name)));
+        let Some(&slot) = self.abi.helpers.get(id.0 as usize) else {
+            return Err(self.invalid(format!("helper {} has no table slot in the ABI", info.name)));
         };
         if op.nb_in as usize > HELPER_MAX_ARGS || op.nb_out > 1 {
             return Err(self.invalid("a call has at most five inputs and one output"));
         }
         let args: Vec<ArgSrc> = op.ins().map(ArgSrc::Temp).collect();
-        self.call_helper_abi(index, &args)?;
+        self.call_helper_abi(slot, &args)?;
         if op.nb_out == 1 {
             self.set(op.out(0), Type::I64)?;
         } else {

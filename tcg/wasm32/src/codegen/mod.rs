@@ -4,7 +4,7 @@
 //! - `control`: labels and branches as structured Wasm, TB exits and intra-module chaining;
 //! - `ops`: the computational ops;
 //! - `memory`: host `ld`/`st`, guest `qemu_ld`/`qemu_st` (inlined TLB fast path or slow-path helper);
-//! - `calls`: helper calls through the table, and the fault check after `MAY_FAULT` ones.
+//! - `calls`: helper calls (direct calls of function imports), and the fault check after `MAY_FAULT` ones.
 //!
 //! Instructions are buffered per function because the locals must be declared before the body and are only
 //! known once the body is generated.
@@ -19,18 +19,19 @@ use rqemu_tcg::backend::GroupMember;
 use rqemu_tcg::{CompileError, Func, Opcode, Temp, Type};
 use wasm_encoder::{
     CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection, ImportSection, Instruction as I,
-    MemoryType, Module, RefType, TableType, TypeSection, ValType,
+    MemoryType, Module, TypeSection, ValType,
 };
 
 use crate::abi::{self, WasmAbi};
 use crate::WasmModule;
 
-use control::Layout;
+use calls::FnImports;
+use control::{Frame, Layout};
 use locals::{classify, konst, Locals, TempUse, PARAM_ENV};
 
 /// Type index of a TB function: `(env: i32, out: i32) -> kind: i32`.
 const TYPE_TB: u32 = 0;
-/// Type index of a helper: `(env: i32, a0..a4: i64) -> i64`.
+/// Type index of a helper: `(env: i32, a0..a4: i64) -> i64`, declared only when the module imports one.
 const TYPE_HELPER: u32 = 1;
 
 /// Most members in one module (function indices and the member field of payloads stay small).
@@ -41,17 +42,20 @@ pub fn compile_module(members: &[GroupMember<'_>], abi: &WasmAbi) -> Result<Wasm
     if members.len() > MAX_MEMBERS {
         return Err(CompileError::TooLarge(format!("{} TBs in one module", members.len())));
     }
+    let fn_imports = FnImports::scan(members, abi);
     let mut types = TypeSection::new();
     types.ty().function([ValType::I32, ValType::I32], [ValType::I32]);
-    let helper_params = [
-        ValType::I32,
-        ValType::I64,
-        ValType::I64,
-        ValType::I64,
-        ValType::I64,
-        ValType::I64,
-    ];
-    types.ty().function(helper_params, [ValType::I64]);
+    if fn_imports.len() > 0 {
+        let helper_params = [
+            ValType::I32,
+            ValType::I64,
+            ValType::I64,
+            ValType::I64,
+            ValType::I64,
+            ValType::I64,
+        ];
+        types.ty().function(helper_params, [ValType::I64]);
+    }
 
     let mut imports = ImportSection::new();
     let memory = MemoryType {
@@ -62,14 +66,14 @@ pub fn compile_module(members: &[GroupMember<'_>], abi: &WasmAbi) -> Result<Wasm
         page_size_log2: None,
     };
     imports.import(abi::IMPORT_MEMORY.0, abi::IMPORT_MEMORY.1, EntityType::Memory(memory));
-    let table = TableType {
-        element_type: RefType::FUNCREF,
-        table64: false,
-        minimum: 0,
-        maximum: None,
-        shared: false,
-    };
-    imports.import(abi::IMPORT_TABLE.0, abi::IMPORT_TABLE.1, EntityType::Table(table));
+    for &slot in &fn_imports.slots {
+        imports.import(
+            abi::IMPORT_FN_MODULE,
+            &abi::import_name(slot),
+            EntityType::Function(TYPE_HELPER),
+        );
+    }
+    let first_member = fn_imports.len();
 
     let mut functions = FunctionSection::new();
     let mut exports = ExportSection::new();
@@ -77,10 +81,10 @@ pub fn compile_module(members: &[GroupMember<'_>], abi: &WasmAbi) -> Result<Wasm
     let mut stats = ModuleStats::default();
     let mut names = Vec::with_capacity(members.len());
     for (i, m) in members.iter().enumerate() {
-        let body = FnGen::generate(m, i, members.len(), abi, &mut stats)?;
+        let body = FnGen::generate(m, i, members.len(), abi, &fn_imports, &mut stats)?;
         functions.function(TYPE_TB);
         let name = abi::export_name(i);
-        exports.export(&name, ExportKind::Func, i as u32);
+        exports.export(&name, ExportKind::Func, first_member + i as u32);
         code.function(&body);
         names.push(name);
         stats.ir_ops += m.func.ops.len();
@@ -109,25 +113,35 @@ pub struct ModuleStats {
     pub chained_jumps: usize,
     /// Guest accesses with the TLB fast path inlined.
     pub inlined_accesses: usize,
-    /// Branches that go through the dispatch loop (backward branches).
+    /// Backward branches that go through the dispatch loop (functions whose loops do not nest, see
+    /// `codegen/control.rs`).
     pub dispatched_branches: usize,
+    /// Loops emitted as a Wasm `loop` with direct back edges.
+    pub structured_loops: usize,
 }
 
 /// The generator of one member's function.
 pub(crate) struct FnGen<'a> {
     func: &'a Func,
     abi: &'a WasmAbi,
+    /// The module's function imports (member `k` is function `imports.len() + k`).
+    imports: &'a FnImports,
     /// This member's index in the group.
     member: usize,
     nb_members: usize,
     jump_targets: [Option<usize>; 2],
     code: Vec<I<'static>>,
     locals: Locals,
-    /// Local holding `env` widened to i64 when `Type::PTR` is i64 (64-bit build hosts).
+    /// Whether the IR's `env` is an i64 (`Type::PTR` of a 64-bit build host).
+    env_is_i64: bool,
+    /// Local holding `env` widened to i64, allocated when an op first uses `env` as a value (most ops use it
+    /// only as an address, which is the i32 parameter); the prologue then fills it.
     env64: Option<u32>,
     layout: Layout,
     /// Region the code being emitted belongs to (see `control`).
     region: usize,
+    /// The open region blocks and loops, innermost last.
+    frames: Vec<Frame>,
     /// Blocks and ifs opened inside the current op, between the code and the region blocks.
     depth: u32,
     /// Guest instruction the current op belongs to (counting `insn_start` from 0).
@@ -145,6 +159,7 @@ impl<'a> FnGen<'a> {
         member: usize,
         nb_members: usize,
         abi: &'a WasmAbi,
+        imports: &'a FnImports,
         stats: &'a mut ModuleStats,
     ) -> Result<Function, CompileError> {
         let func = m.func;
@@ -152,27 +167,23 @@ impl<'a> FnGen<'a> {
         let mut g = FnGen {
             func,
             abi,
+            imports,
             member,
             nb_members,
             jump_targets: m.jump_targets,
             code: Vec::with_capacity(func.ops.len() * 4),
             locals: Locals::new(func),
+            env_is_i64: func.temps.first().map(|t| t.ty) == Some(Type::I64),
             env64: None,
             layout,
             region: 0,
+            frames: Vec::new(),
             depth: 0,
             insn: 0,
             seen_insn_start: false,
             op_index: 0,
             stats,
         };
-        if func.temps.first().map(|t| t.ty) == Some(Type::I64) {
-            // The IR computes with 64-bit host pointers; Wasm addresses are the low 32 bits.
-            let l = g.locals.of(Temp::ENV, Type::I64);
-            g.code
-                .extend([I::LocalGet(PARAM_ENV), I::I64ExtendI32U, I::LocalSet(l)]);
-            g.env64 = Some(l);
-        }
         g.open_regions();
         for (i, op) in func.ops.iter().enumerate() {
             g.op_index = i;
@@ -182,7 +193,12 @@ impl<'a> FnGen<'a> {
                 return Err(g.invalid("unbalanced blocks after the op (code generator bug)"));
             }
         }
-        g.close_regions();
+        g.close_regions()?;
+        if let Some(l) = g.env64 {
+            // The IR computes with 64-bit host pointers; Wasm addresses are the low 32 bits.
+            g.code
+                .splice(0..0, [I::LocalGet(PARAM_ENV), I::I64ExtendI32U, I::LocalSet(l)]);
+        }
         // The verifier guarantees that the last op does not fall through; Wasm still wants the function's
         // result on every path it cannot prove dead.
         g.code.push(I::Unreachable);
@@ -240,10 +256,14 @@ impl<'a> FnGen<'a> {
         let (u, ty) = classify(self.func, t, self.op_index)?;
         let ins = match u {
             TempUse::Const(v) => konst(ty, v),
-            TempUse::Env => match self.env64 {
-                Some(l) => I::LocalGet(l),
-                None => I::LocalGet(PARAM_ENV),
-            },
+            TempUse::Env if self.env_is_i64 => {
+                let l = match self.env64 {
+                    Some(l) => l,
+                    None => *self.env64.insert(self.locals.of(Temp::ENV, Type::I64)),
+                };
+                I::LocalGet(l)
+            }
+            TempUse::Env => I::LocalGet(PARAM_ENV),
             TempUse::Local => I::LocalGet(self.locals.of(t, ty)),
         };
         self.code.push(ins);

@@ -1,6 +1,6 @@
 //! The host side of the embedded engine: the state of a run (guest memory, the caller's CPU state), copying
-//! the CPU state between the caller and linear memory, and the host functions in the table (helpers and the
-//! `qemu_ld`/`qemu_st` slow paths).
+//! the CPU state between the caller and linear memory, and the host functions that modules import (helpers and
+//! the `qemu_ld`/`qemu_st` slow paths).
 
 use rqemu_include::{MemOp, MmuIdx};
 use rqemu_tcg::{GuestMemory, HelperFn};
@@ -111,7 +111,7 @@ fn on_host_state<R>(
     Some(r)
 }
 
-/// A table entry calling the helper `func` with the caller's real `env`.
+/// A host function calling the helper `func` with the caller's real `env`.
 pub(super) fn helper_func(store: &mut Store<HostState>, memory: Memory, func: HelperFn) -> Func {
     Func::wrap(
         store,
@@ -139,7 +139,7 @@ fn decode(op: u64) -> Option<(MemOp, MmuIdx)> {
     Some((memop, mmu))
 }
 
-/// A table entry for `ld_slow(env, addr, op, 0, 0, 0)` or `st_slow(env, addr, value, op, 0, 0)`, reaching
+/// A host function for `ld_slow(env, addr, op, 0, 0, 0)` or `st_slow(env, addr, value, op, 0, 0)`, reaching
 /// the run's [`GuestMemory`]; a failed access sets the fault word and returns 0.
 pub(super) fn slow_path_func(store: &mut Store<HostState>, memory: Memory, access: Access) -> Func {
     Func::wrap(

@@ -5,9 +5,10 @@
 //! It plays the part of a wasm32 host with a linear memory of its own:
 //! - the CPU state is copied into linear memory at [`ENV_ADDR`] before each run and back afterwards
 //!   ([`TargetDesc::env_size`] bytes; a target that leaves it 0 cannot be compiled here);
-//! - helpers and the slow paths are host functions in the table; around each call the state is copied
-//!   back to the caller's CPU state, the real helper (or [`GuestMemory`]) runs on it with the real `env`
-//!   pointer, and the state is copied in again, so helpers see exactly what they would natively;
+//! - helpers and the slow paths are host functions defined in the linker as `fn.<slot>` (the imports of
+//!   [`crate::abi`]), with slots numbered by the engine (there is no table); around each call the state is
+//!   copied back to the caller's CPU state, the real helper (or [`GuestMemory`]) runs on it with the real
+//!   `env` pointer, and the state is copied in again, so helpers see exactly what they would natively;
 //! - host pointers cannot be dereferenced: on a real wasm32 host a pointer into the CPU state is a
 //!   linear-memory address, here it is a native address outside the engine's memory. A global that the
 //!   caller declares a pointer global ([`EmbeddedWasm32::set_pointer_globals`]) is relocated when it points
@@ -26,7 +27,7 @@ use std::rc::Rc;
 
 use rqemu_tcg::backend::GroupMember;
 use rqemu_tcg::{Backend, CompileError, CompiledTb, ExecContext, Func, HelperId, Opcode, TargetDesc, TbExit, Type};
-use wasmi::{Engine, Linker, Memory, MemoryType, Module, Nullable, Ref, RefType, Store, Table, TableType, TypedFunc};
+use wasmi::{Engine, Linker, Memory, MemoryType, Module, Store, TypedFunc};
 
 use crate::abi::{self, TlbAbi, WasmAbi};
 use crate::ModuleStats;
@@ -41,10 +42,12 @@ pub const ENV_ADDR: u32 = 0x2_0000;
 /// What [`CompiledTb::run`] returns when the generated code trapped (a code generator bug; the message is
 /// in [`EmbeddedWasm32::last_trap`]).
 pub const TRAPPED: u64 = 0x7a4d_7a4d_7a4d_7a4d;
-/// Table index of `ld_slow`; 0 stays null so a zero index traps.
+/// Slot (import name) of `ld_slow`; 0 names nothing, so a zero slot fails to link.
 const LD_SLOW: u32 = 1;
-/// Table index of `st_slow`.
+/// Slot of `st_slow`.
 const ST_SLOW: u32 = 2;
+/// Slot of the first helper.
+const FIRST_HELPER: u32 = 3;
 /// Wasm page size.
 const PAGE: usize = 0x1_0000;
 
@@ -53,8 +56,7 @@ struct Shared {
     store: Store<HostState>,
     linker: Linker<HostState>,
     memory: Memory,
-    table: Table,
-    /// Table index of each helper function registered so far, by function address.
+    /// Slot of each helper function registered so far, by function address.
     helper_slots: HashMap<usize, u32>,
     last_trap: Option<String>,
 }
@@ -86,31 +88,19 @@ impl EmbeddedWasm32 {
         let pages = (ENV_ADDR as usize).div_ceil(PAGE) as u32 + 1;
         let memory =
             Memory::new(&mut store, MemoryType::new(pages, None)).expect("a fresh store has room for a memory");
-        let table = Table::new(
-            &mut store,
-            TableType::new(RefType::Func, 3, None),
-            Ref::from(Nullable::<wasmi::Func>::Null),
-        )
-        .expect("a fresh store has room for a table");
         let ld = host::slow_path_func(&mut store, memory, host::Access::Load);
         let st = host::slow_path_func(&mut store, memory, host::Access::Store);
-        table
-            .set(&mut store, LD_SLOW as u64, Ref::from(Nullable::Val(ld)))
-            .expect("slot 1 exists");
-        table
-            .set(&mut store, ST_SLOW as u64, Ref::from(Nullable::Val(st)))
-            .expect("slot 2 exists");
         let mut linker = Linker::new(&engine);
         linker
             .define(abi::IMPORT_MEMORY.0, abi::IMPORT_MEMORY.1, memory)
-            .and_then(|l| l.define(abi::IMPORT_TABLE.0, abi::IMPORT_TABLE.1, table))
-            .expect("two distinct names");
+            .and_then(|l| l.define(abi::IMPORT_FN_MODULE, &abi::import_name(LD_SLOW), ld))
+            .and_then(|l| l.define(abi::IMPORT_FN_MODULE, &abi::import_name(ST_SLOW), st))
+            .expect("three distinct names");
         EmbeddedWasm32 {
             shared: Rc::new(RefCell::new(Shared {
                 store,
                 linker,
                 memory,
-                table,
                 helper_slots: HashMap::new(),
                 last_trap: None,
             })),
@@ -166,7 +156,7 @@ impl EmbeddedWasm32 {
         f(memory.data_mut(store))
     }
 
-    /// The ABI for TBs of `target`: registers each of its helpers in the table on first sight.
+    /// The ABI for TBs of `target`: defines each of its helpers as an import on first sight.
     fn abi(&mut self, target: &TargetDesc) -> Result<WasmAbi, CompileError> {
         let mut sh = self.shared.borrow_mut();
         let mut helpers = Vec::with_capacity(target.helpers.len());
@@ -179,14 +169,17 @@ impl EmbeddedWasm32 {
             let slot = match sh.helper_slots.get(&key) {
                 Some(&s) => s,
                 None => {
+                    let slot = u32::try_from(sh.helper_slots.len())
+                        .ok()
+                        .and_then(|n| n.checked_add(FIRST_HELPER))
+                        .ok_or_else(|| CompileError::Host("too many helpers".into()))?;
                     let Shared {
-                        store, memory, table, ..
+                        store, linker, memory, ..
                     } = &mut *sh;
                     let func = host::helper_func(store, *memory, info.func);
-                    let slot = table
-                        .grow(&mut *store, 1, Ref::from(Nullable::Val(func)))
+                    linker
+                        .define(abi::IMPORT_FN_MODULE, &abi::import_name(slot), func)
                         .map_err(|e| CompileError::Host(e.to_string()))?;
-                    let slot = u32::try_from(slot).map_err(|_| CompileError::Host("table too large".into()))?;
                     sh.helper_slots.insert(key, slot);
                     slot
                 }
@@ -222,6 +215,8 @@ impl EmbeddedWasm32 {
 struct EmbeddedTb {
     shared: Rc<RefCell<Shared>>,
     func: TypedFunc<(i32, i32), i32>,
+    /// This TB's index in its module, to tell whether another member exited.
+    member: usize,
     env_size: usize,
     fault_offset: i32,
     /// Offsets of the declared pointer globals (relocated when they point into the CPU state).
@@ -231,6 +226,11 @@ struct EmbeddedTb {
 
 impl CompiledTb for EmbeddedTb {
     unsafe fn run(&self, ctx: &mut ExecContext<'_>) -> TbExit {
+        // SAFETY: the caller's promise.
+        unsafe { self.run_chained(ctx) }.0
+    }
+
+    unsafe fn run_chained(&self, ctx: &mut ExecContext<'_>) -> (TbExit, Option<usize>) {
         let mut sh = self.shared.borrow_mut();
         let Shared {
             store,
@@ -263,10 +263,13 @@ impl CompiledTb for EmbeddedTb {
             u64::from_le_bytes(b)
         };
         match result {
-            Ok(kind) => abi::decode_exit(kind as u32, payload),
+            Ok(kind) => {
+                let (exit, member) = abi::decode_exit_member(kind as u32, payload);
+                (exit, member.filter(|&m| m != self.member))
+            }
             Err(e) => {
                 *last_trap = Some(e.to_string());
-                TbExit::Exit(TRAPPED)
+                (TbExit::Exit(TRAPPED), None)
             }
         }
     }
@@ -314,6 +317,7 @@ impl Backend for EmbeddedWasm32 {
         self.stats.chained_jumps += module.stats.chained_jumps;
         self.stats.inlined_accesses += module.stats.inlined_accesses;
         self.stats.dispatched_branches += module.stats.dispatched_branches;
+        self.stats.structured_loops += module.stats.structured_loops;
         self.modules += 1;
         self.wasm_bytes += module.bytes.len();
         let ptr_globals: Vec<i32> = target
@@ -330,13 +334,14 @@ impl Backend for EmbeddedWasm32 {
             .map_err(|e| CompileError::Host(e.to_string()))?;
         let share = module.bytes.len() / members.len();
         let mut out: Vec<Box<dyn CompiledTb>> = Vec::with_capacity(members.len());
-        for name in &module.exports {
+        for (member, name) in module.exports.iter().enumerate() {
             let func = instance
                 .get_typed_func::<(i32, i32), i32>(&*store, name)
                 .map_err(|e| CompileError::Host(e.to_string()))?;
             out.push(Box::new(EmbeddedTb {
                 shared: self.shared.clone(),
                 func,
+                member,
                 env_size: target.env_size,
                 fault_offset: target.fault_offset,
                 ptr_globals: ptr_globals.clone(),

@@ -1,7 +1,8 @@
 //! The wasm32 backend on a real WebAssembly host: [`Wasm32`] compiles TBs with [`crate::compile_module`],
 //! has the JS host (`tcg/wasm32/js/tb-host.mjs`) instantiate each module against the emulator's own memory
-//! and function table, and calls the exported functions through the table slots the host returns; on
-//! wasm32 a table slot is a function pointer.
+//! (helpers and slow paths are imported by their function pointers, which the host resolves in the
+//! emulator's function table), and calls the exported functions through the table slots the host places
+//! them in; on wasm32 a table slot is a function pointer.
 //!
 //! - `host`: the `rqemu_tb` imports; an `Instance` releases its module when dropped;
 //! - `slow_path`: the `qemu_ld`/`qemu_st` slow paths generated code calls, and the guard that gives them the
@@ -34,6 +35,7 @@ type TbFn = unsafe extern "C" fn(env: *mut u8, out: *mut u64) -> u32;
 /// The wasm32 backend for WebAssembly hosts (name `wasm32`).
 pub struct Wasm32 {
     tail_calls: bool,
+    tlb: Option<crate::TlbAbi>,
     stats: SharedStats,
 }
 
@@ -48,8 +50,15 @@ impl Wasm32 {
     pub fn new() -> Wasm32 {
         Wasm32 {
             tail_calls: host::tail_calls(),
+            tlb: None,
             stats: SharedStats::default(),
         }
+    }
+
+    /// Inlines the software-TLB fast path for a TLB at this place in the CPU state (default: none, every
+    /// guest access takes the slow path). Applies to modules compiled from now on.
+    pub fn set_tlb(&mut self, tlb: Option<crate::TlbAbi>) {
+        self.tlb = tlb;
     }
 
     /// Whether generated modules may use `return_call` (the engine validated it at start-up).
@@ -77,7 +86,7 @@ impl Wasm32 {
             ld_slow: ld_slow as HelperFn as usize as u32,
             st_slow: st_slow as HelperFn as usize as u32,
             tail_calls: self.tail_calls,
-            ..crate::WasmAbi::default()
+            tlb: self.tlb,
         }
     }
 }
@@ -100,6 +109,8 @@ impl Drop for Module {
 /// One TB of a live module.
 pub struct WasmTb {
     func: TbFn,
+    /// This TB's index in its module (`tb{member}`), to tell whether another member exited.
+    member: usize,
     fault_offset: i32,
     code_size: usize,
     _module: Rc<Module>,
@@ -107,13 +118,19 @@ pub struct WasmTb {
 
 impl CompiledTb for WasmTb {
     unsafe fn run(&self, ctx: &mut ExecContext<'_>) -> TbExit {
+        // SAFETY: the caller's promise.
+        unsafe { self.run_chained(ctx) }.0
+    }
+
+    unsafe fn run_chained(&self, ctx: &mut ExecContext<'_>) -> (TbExit, Option<usize>) {
         let mut payload = 0u64;
         // SAFETY: the guard lives until the call returns, and `ctx.mem` is not used meanwhile.
         let _running = unsafe { slow_path::Running::enter(ctx.mem, self.fault_offset) };
         // SAFETY: `func` is a table slot holding this TB's export (kept alive by `_module`), of the type
         // `TbFn`; `env` satisfies the caller's contract; `payload` is a live u64.
         let kind = unsafe { (self.func)(ctx.env, &mut payload) };
-        crate::abi::decode_exit(kind, payload)
+        let (exit, member) = crate::abi::decode_exit_member(kind, payload);
+        (exit, member.filter(|&m| m != self.member))
     }
 
     fn code_size(&self) -> usize {
@@ -181,12 +198,14 @@ impl Wasm32 {
         Ok(members
             .iter()
             .zip(slots)
-            .map(|(m, slot)| {
+            .enumerate()
+            .map(|(member, (m, slot))| {
                 // SAFETY: on wasm32 a function pointer is a table index; the host placed export `tb{i}`,
                 // of type (i32, i32) -> i32 like `TbFn`, at `slot`, and `module` keeps it there.
                 let func = unsafe { core::mem::transmute::<usize, TbFn>(slot as usize) };
                 Box::new(WasmTb {
                     func,
+                    member,
                     fault_offset: m.func.target.fault_offset,
                     code_size: share,
                     _module: module.clone(),
