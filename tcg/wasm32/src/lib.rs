@@ -40,3 +40,18 @@ pub struct WasmModule {
 pub fn supports(opc: Opcode, ty: Type) -> bool {
     opc.valid_types().contains(&ty)
 }
+
+/// Compiles one TB as a module of its own: how the wasm32 backends implement [`rqemu_tcg::Backend::compile`].
+#[cfg(any(target_arch = "wasm32", feature = "embedded"))]
+fn compile_alone(
+    backend: &mut dyn rqemu_tcg::Backend,
+    func: &rqemu_tcg::Func,
+) -> Result<Box<dyn rqemu_tcg::CompiledTb>, rqemu_tcg::CompileError> {
+    let member = rqemu_tcg::backend::GroupMember {
+        func,
+        jump_targets: [None, None],
+    };
+    let mut tbs = backend.compile_group(&[member])?;
+    tbs.pop()
+        .ok_or_else(|| rqemu_tcg::CompileError::Host("empty module".into()))
+}

@@ -289,12 +289,7 @@ impl Backend for EmbeddedWasm32 {
     }
 
     fn compile(&mut self, func: &Func) -> Result<Box<dyn CompiledTb>, CompileError> {
-        let member = GroupMember {
-            func,
-            jump_targets: [None, None],
-        };
-        let mut tbs = self.compile_group(&[member])?;
-        tbs.pop().ok_or_else(|| CompileError::Host("empty module".into()))
+        crate::compile_alone(self, func)
     }
 
     fn compile_group(&mut self, members: &[GroupMember<'_>]) -> Result<Vec<Box<dyn CompiledTb>>, CompileError> {
