@@ -6,8 +6,8 @@
 //!
 //! This is the accel-facing form the CPU loop will use: [`Tiering`] owns the TBs' code, the loop owns the TB
 //! lookup. It hands [`Tiering::add`] the IR of a new TB, [`Tiering::link`] a `goto_tb` slot it resolved, and
-//! runs TBs with [`Tiering::run`]. [`Tiering::run_until_exit`] is a minimal loop (successor found by a lookup
-//! function), used by tests and benchmarks until the real one exists.
+//! runs TBs with [`Tiering::run`]; the real loop is [`crate::cpu_exec`]. [`Tiering::run_until_exit`] is a
+//! minimal loop (successor found by a lookup function) for this module's tests and benchmarks.
 //!
 //! A module is the unit of eviction: the hot backend may compile jumps between its members into direct
 //! jumps, so a member cannot lose its code without the others. Dropping a module's `CompiledTb`s is what
@@ -45,6 +45,11 @@ impl TbId {
     /// The id as an index (ids count from 0 in order of [`Tiering::add`]).
     pub fn index(self) -> usize {
         self.0 as usize
+    }
+
+    /// The id whose [`TbId::index`] is `index`, if an id can have it (the TB cache indexes by it).
+    pub fn from_index(index: usize) -> Option<TbId> {
+        u32::try_from(index).ok().map(TbId)
     }
 }
 
@@ -244,6 +249,13 @@ impl Tiering {
         let mut words = [0; INSN_START_WORDS];
         words.copy_from_slice(&op.args[..INSN_START_WORDS]);
         Some(words)
+    }
+
+    /// Bytes of code `tb` holds now (first-tier bytecode plus its share of hot code), for the TB cache's
+    /// size bound; `None` for an unknown or invalidated TB.
+    pub fn code_size(&self, tb: TbId) -> Option<usize> {
+        let e = self.entry(tb)?;
+        Some(e.cold.code_size() + e.hot.as_ref().map_or(0, |h| h.code.code_size()))
     }
 
     /// Which code `tb` runs now; `None` for an unknown or invalidated TB.

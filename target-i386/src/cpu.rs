@@ -1,0 +1,386 @@
+//! The x86-64 CPU state (`X86CpuState`), laid out `#[repr(C)]` because generated code reads and writes it by
+//! byte offset, and the exception words helpers fill in.
+//!
+//! What lives elsewhere: the IR view of these fields (globals and helpers) in `desc.rs`, the lazy-flags
+//! encoding in `cc.rs`, CPUID in `cpuid.rs`.
+
+use core::mem::offset_of;
+
+use crate::cc::{self, CcOp};
+
+/// Number of general-purpose registers.
+pub const NB_REGS: usize = 16;
+
+/// Register numbers as x86 encodes them (`rax` = 0 ... `r15` = 15).
+pub mod reg {
+    /// rax
+    pub const RAX: usize = 0;
+    /// rcx
+    pub const RCX: usize = 1;
+    /// rdx
+    pub const RDX: usize = 2;
+    /// rbx
+    pub const RBX: usize = 3;
+    /// rsp
+    pub const RSP: usize = 4;
+    /// rbp
+    pub const RBP: usize = 5;
+    /// rsi
+    pub const RSI: usize = 6;
+    /// rdi
+    pub const RDI: usize = 7;
+}
+
+/// Segment register numbers as x86 encodes them.
+pub mod seg {
+    /// es
+    pub const ES: usize = 0;
+    /// cs
+    pub const CS: usize = 1;
+    /// ss
+    pub const SS: usize = 2;
+    /// ds
+    pub const DS: usize = 3;
+    /// fs
+    pub const FS: usize = 4;
+    /// gs
+    pub const GS: usize = 5;
+}
+
+/// RFLAGS bits kept in [`X86CpuState::eflags`] (the arithmetic ones are lazy, see [`crate::cc`]).
+pub mod eflags {
+    /// Bit 1, always set.
+    pub const FIXED: u64 = 1 << 1;
+    /// Trap flag.
+    pub const TF: u64 = 1 << 8;
+    /// Interrupt enable.
+    pub const IF: u64 = 1 << 9;
+    /// Direction flag.
+    pub const DF: u64 = 1 << 10;
+    /// I/O privilege level (2 bits).
+    pub const IOPL: u64 = 3 << 12;
+    /// Nested task.
+    pub const NT: u64 = 1 << 14;
+    /// Resume flag.
+    pub const RF: u64 = 1 << 16;
+    /// Virtual-8086 mode.
+    pub const VM: u64 = 1 << 17;
+    /// Alignment check.
+    pub const AC: u64 = 1 << 18;
+    /// CPUID is available (toggleable).
+    pub const ID: u64 = 1 << 21;
+}
+
+/// Exception vectors.
+pub mod excp {
+    /// Divide error.
+    pub const DE: u32 = 0;
+    /// Invalid opcode.
+    pub const UD: u32 = 6;
+    /// Device not available.
+    pub const NM: u32 = 7;
+    /// General protection.
+    pub const GP: u32 = 13;
+    /// Page fault.
+    pub const PF: u32 = 14;
+}
+
+/// A segment register: the visible selector and the hidden descriptor cache loaded with it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SegmentCache {
+    /// Linear base address.
+    pub base: u64,
+    /// Limit in bytes (already scaled by the granularity bit).
+    pub limit: u32,
+    /// Descriptor attribute bits as in the descriptor's high word (type, S, DPL, P, AVL, L, D/B, G), bits 8..24.
+    pub flags: u32,
+    /// The selector.
+    pub selector: u16,
+    _pad: [u16; 3],
+}
+
+impl SegmentCache {
+    /// A flat segment with `selector` and `flags`.
+    pub const fn flat(selector: u16, flags: u32) -> SegmentCache {
+        SegmentCache {
+            base: 0,
+            limit: u32::MAX,
+            flags,
+            selector,
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// Descriptor flag: long-mode code segment (in [`SegmentCache::flags`]).
+pub const DESC_L: u32 = 1 << 21;
+/// Descriptor flag: default operand size 32 (code) / big stack (data).
+pub const DESC_B: u32 = 1 << 22;
+/// Descriptor flag: present.
+pub const DESC_P: u32 = 1 << 15;
+
+/// The MSRs rqemu keeps (the rest are in other fields: EFER, or not implemented).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MsrFile {
+    /// IA32_SYSENTER_CS, ESP, EIP.
+    pub sysenter: [u64; 3],
+    /// STAR.
+    pub star: u64,
+    /// LSTAR.
+    pub lstar: u64,
+    /// CSTAR.
+    pub cstar: u64,
+    /// SFMASK.
+    pub fmask: u64,
+    /// KERNEL_GS_BASE.
+    pub kernel_gs_base: u64,
+    /// TSC_AUX.
+    pub tsc_aux: u64,
+    /// IA32_PAT.
+    pub pat: u64,
+    /// IA32_APIC_BASE.
+    pub apic_base: u64,
+    /// IA32_MISC_ENABLE.
+    pub misc_enable: u64,
+}
+
+/// Index of the EFER MSR.
+pub const MSR_EFER: u32 = 0xc000_0080;
+
+type MsrSlot = fn(&mut MsrFile) -> &mut u64;
+
+/// The MSR table: index, name and field. `rdmsr`/`wrmsr` of an index not listed (and not EFER) raise #GP.
+pub const MSRS: &[(u32, &str, MsrSlot)] = &[
+    (0x174, "IA32_SYSENTER_CS", |m| &mut m.sysenter[0]),
+    (0x175, "IA32_SYSENTER_ESP", |m| &mut m.sysenter[1]),
+    (0x176, "IA32_SYSENTER_EIP", |m| &mut m.sysenter[2]),
+    (0x1b, "IA32_APIC_BASE", |m| &mut m.apic_base),
+    (0x1a0, "IA32_MISC_ENABLE", |m| &mut m.misc_enable),
+    (0x277, "IA32_PAT", |m| &mut m.pat),
+    (0xc000_0081, "STAR", |m| &mut m.star),
+    (0xc000_0082, "LSTAR", |m| &mut m.lstar),
+    (0xc000_0083, "CSTAR", |m| &mut m.cstar),
+    (0xc000_0084, "SFMASK", |m| &mut m.fmask),
+    (0xc000_0102, "KERNEL_GS_BASE", |m| &mut m.kernel_gs_base),
+    (0xc000_0103, "TSC_AUX", |m| &mut m.tsc_aux),
+];
+
+impl MsrFile {
+    /// The field of MSR `index`, if rqemu implements it.
+    pub fn slot(&mut self, index: u32) -> Option<&mut u64> {
+        MSRS.iter().find(|(i, _, _)| *i == index).map(|(_, _, f)| f(self))
+    }
+}
+
+/// x87/MMX state: eight 80-bit registers stored in 16-byte slots (the FXSAVE layout), with control, status and
+/// (abridged) tag words.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FpuState {
+    /// ST0-ST7 / MM0-MM7 as in FXSAVE: the 80-bit value in the low 10 bytes of each slot.
+    pub regs: [[u8; 16]; 8],
+    /// Control word.
+    pub fcw: u16,
+    /// Status word (TOP in bits 11..14).
+    pub fsw: u16,
+    /// Abridged tag word (one bit per register, 1 = valid), as FXSAVE stores it.
+    pub ftw: u8,
+    _pad: [u8; 1],
+    /// Last opcode.
+    pub fop: u16,
+    /// Last instruction pointer.
+    pub fip: u64,
+    /// Last data pointer.
+    pub fdp: u64,
+}
+
+impl Default for FpuState {
+    /// The state after `fninit`.
+    fn default() -> Self {
+        FpuState {
+            regs: [[0; 16]; 8],
+            fcw: 0x37f,
+            fsw: 0,
+            ftw: 0,
+            _pad: [0],
+            fop: 0,
+            fip: 0,
+            fdp: 0,
+        }
+    }
+}
+
+/// The whole architectural state of one x86-64 CPU, plus the words the execution loop and helpers exchange.
+#[repr(C)]
+#[derive(Clone, Debug)]
+pub struct X86CpuState {
+    /// rax ... r15, in encoding order.
+    pub regs: [u64; NB_REGS],
+    /// The instruction pointer; exact only between TBs and after a fault is restored (see `docs`).
+    pub rip: u64,
+    /// RFLAGS without the six arithmetic flags (those are lazy: see [`X86CpuState::rflags`]).
+    pub eflags: u64,
+    /// Lazy flags: see [`crate::cc`].
+    pub cc_dst: u64,
+    /// Lazy flags.
+    pub cc_src: u64,
+    /// Lazy flags.
+    pub cc_src2: u64,
+    /// The [`CcOp`] encoding of the last flag-setting operation.
+    pub cc_op: u32,
+    /// Nonzero when a helper or memory access recorded a fault ([`rqemu_tcg::TargetDesc::fault_offset`]).
+    pub fault: u32,
+    /// The vector of the pending exception when `fault` is set.
+    pub exception_index: u32,
+    /// Its error code.
+    pub error_code: u32,
+    /// Faulting linear address for #PF (becomes CR2 when delivered).
+    pub fault_addr: u64,
+    /// es, cs, ss, ds, fs, gs.
+    pub segs: [SegmentCache; 6],
+    /// LDTR.
+    pub ldt: SegmentCache,
+    /// TR.
+    pub tr: SegmentCache,
+    /// GDTR (base and limit only).
+    pub gdt: SegmentCache,
+    /// IDTR (base and limit only).
+    pub idt: SegmentCache,
+    /// CR0 to CR4 (CR1 unused).
+    pub cr: [u64; 5],
+    /// CR8 (task priority).
+    pub cr8: u64,
+    /// EFER.
+    pub efer: u64,
+    /// The other MSRs.
+    pub msrs: MsrFile,
+    /// DR0 to DR7.
+    pub dr: [u64; 8],
+    /// x87/MMX.
+    pub fpu: FpuState,
+    /// MXCSR.
+    pub mxcsr: u32,
+    _pad: u32,
+    /// XMM0 to XMM15.
+    pub xmm: [u128; 16],
+    // The softmmu TLB tables (one `[TlbEntry; TLB_ENTRIES]` per MMU index, rqemu_include::tlb) will be placed
+    // here, at a fixed offset after the architectural state, when softmmu lands; backends that inline the TLB
+    // fast path find it through that offset. Nothing may be added after this point without moving them.
+}
+
+impl Default for X86CpuState {
+    fn default() -> Self {
+        X86CpuState::new()
+    }
+}
+
+impl X86CpuState {
+    /// The state after RESET (real mode is not implemented yet, so rqemu starts as a loader would leave a
+    /// 64-bit flat guest: see [`X86CpuState::new_long_mode`]).
+    pub fn new() -> X86CpuState {
+        X86CpuState {
+            regs: [0; NB_REGS],
+            rip: 0xfff0,
+            eflags: eflags::FIXED,
+            cc_dst: 0,
+            cc_src: 0,
+            cc_src2: 0,
+            cc_op: CcOp::EFLAGS.raw(),
+            fault: 0,
+            exception_index: 0,
+            error_code: 0,
+            fault_addr: 0,
+            segs: [SegmentCache::flat(0, DESC_P); 6],
+            ldt: SegmentCache::default(),
+            tr: SegmentCache::default(),
+            gdt: SegmentCache::default(),
+            idt: SegmentCache::default(),
+            cr: [0x6000_0010, 0, 0, 0, 0],
+            cr8: 0,
+            efer: 0,
+            msrs: MsrFile::default(),
+            dr: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
+            fpu: FpuState::default(),
+            mxcsr: 0x1f80,
+            _pad: 0,
+            xmm: [0; 16],
+        }
+    }
+
+    /// A 64-bit flat CPU (CR0.PE|PG, EFER.LME|LMA, long-mode CS) starting at `rip`, as the tests and the
+    /// differential harness use it.
+    pub fn new_long_mode(rip: u64) -> X86CpuState {
+        let mut s = X86CpuState::new();
+        s.rip = rip;
+        s.cr[0] = 0x8000_0011;
+        s.cr[4] = 0x20;
+        s.efer = 0x500;
+        s.segs[seg::CS] = SegmentCache::flat(0x08, DESC_P | DESC_L);
+        for i in [seg::ES, seg::SS, seg::DS, seg::FS, seg::GS] {
+            s.segs[i] = SegmentCache::flat(0x10, DESC_P | DESC_B);
+        }
+        s
+    }
+
+    /// The full RFLAGS: the stored bits with the lazy arithmetic flags materialized.
+    pub fn rflags(&self) -> u64 {
+        (self.eflags & !cc::CC_MASK) | cc::compute_eflags(self.cc_op, self.cc_dst, self.cc_src, self.cc_src2)
+    }
+
+    /// Sets RFLAGS, arithmetic flags included (`cc_op` becomes `Eflags`).
+    pub fn set_rflags(&mut self, value: u64) {
+        self.eflags = (value & !cc::CC_MASK) | eflags::FIXED;
+        self.cc_src = value & cc::CC_MASK;
+        self.cc_op = CcOp::EFLAGS.raw();
+    }
+
+    /// Records exception `vector` with `error_code` and sets the fault word.
+    pub fn raise(&mut self, vector: u32, error_code: u32) {
+        self.exception_index = vector;
+        self.error_code = error_code;
+        self.fault = 1;
+    }
+}
+
+/// Byte offset of `regs[i]`.
+pub const fn reg_offset(i: usize) -> usize {
+    offset_of!(X86CpuState, regs) + 8 * i
+}
+
+/// Byte offset of the base of segment `i`.
+pub const fn seg_base_offset(i: usize) -> usize {
+    offset_of!(X86CpuState, segs) + i * core::mem::size_of::<SegmentCache>() + offset_of!(SegmentCache, base)
+}
+
+/// Byte offset of the fault word.
+pub const FAULT_OFFSET: usize = offset_of!(X86CpuState, fault);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rflags_round_trip() {
+        let mut s = X86CpuState::new_long_mode(0);
+        s.set_rflags(0x8d5 | eflags::DF | eflags::IF);
+        assert_eq!(s.rflags(), 0x8d5 | eflags::DF | eflags::IF | eflags::FIXED);
+    }
+
+    #[test]
+    fn msr_table() {
+        let mut m = MsrFile::default();
+        *m.slot(0xc000_0082).unwrap() = 5;
+        assert_eq!(m.lstar, 5);
+        assert!(m.slot(0x10).is_none());
+    }
+
+    #[test]
+    fn layout_is_stable_where_generated_code_looks() {
+        assert_eq!(reg_offset(0), 0);
+        assert_eq!(offset_of!(X86CpuState, rip), 128);
+        assert_eq!(FAULT_OFFSET % 4, 0);
+        assert_eq!(offset_of!(X86CpuState, xmm) % 16, 0);
+    }
+}

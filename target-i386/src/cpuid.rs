@@ -1,0 +1,161 @@
+//! The CPUID model: one table of leaves, advertising exactly what the frontend implements and nothing more.
+//!
+//! A feature bit is set here in the same change that makes the instructions behind it translate correctly
+//! (and the differential test cover them). Today the frontend implements the base integer instruction set in
+//! 64-bit mode (see `translate/mod.rs` for the exact list); of the CPUID feature bits only these hold:
+//!
+//! | leaf | register | bit | feature | why it is true |
+//! |---|---|---|---|---|
+//! | 1 | edx | 15 | CMOV | cmovcc is translated |
+//! | 1 | edx | 8 | CX8 | cmpxchg8b is translated |
+//! | 1 | ecx | 13 | CX16 | cmpxchg16b is translated |
+//! | 1 | ecx | 23 | POPCNT | popcnt is translated |
+//! | 0x8000_0001 | ecx | 5 | ABM (LZCNT) | lzcnt is translated |
+//! | 0x8000_0001 | ecx | 0 | LAHF-SAHF | lahf and sahf are translated in 64-bit mode |
+//! | 0x8000_0001 | edx | 29 | LM | 64-bit code is decoded and translated |
+//!
+//! BMI1 is *not* set even though tzcnt is translated: andn, bextr, blsi, blsmsk, blsr are not, and a CPU
+//! without BMI1 runs tzcnt as bsf (rqemu runs it as tzcnt: a known difference until BMI1 is complete).
+//!
+//! Everything else reads as 0: no FPU, TSC, MSR, PAE, CX8, FXSR, SSE/SSE2, SSE3+ or AVX, no hypervisor bit.
+//! Leaves above the maxima (0x1 basic, 0x8000_0008 extended) return the highest basic leaf, as Intel CPUs do.
+
+/// The result of one CPUID query.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuidResult {
+    /// eax
+    pub eax: u32,
+    /// ebx
+    pub ebx: u32,
+    /// ecx
+    pub ecx: u32,
+    /// edx
+    pub edx: u32,
+}
+
+/// Vendor string, as returned in ebx, edx, ecx of leaf 0.
+pub const VENDOR: &[u8; 12] = b"RqemuTCG x86";
+
+/// Leaf 1 edx: CMOV.
+pub const CPUID_1_EDX_CMOV: u32 = 1 << 15;
+/// Leaf 1 edx: cmpxchg8b.
+pub const CPUID_1_EDX_CX8: u32 = 1 << 8;
+/// Leaf 1 ecx: cmpxchg16b.
+pub const CPUID_1_ECX_CX16: u32 = 1 << 13;
+/// Leaf 1 ecx: popcnt.
+pub const CPUID_1_ECX_POPCNT: u32 = 1 << 23;
+/// Leaf 0x8000_0001 ecx: lzcnt (AMD's ABM bit, which Intel uses for LZCNT).
+pub const CPUID_80000001_ECX_ABM: u32 = 1 << 5;
+/// Leaf 0x8000_0001 ecx: lahf/sahf in 64-bit mode.
+pub const CPUID_80000001_ECX_LAHF_LM: u32 = 1 << 0;
+/// Leaf 0x8000_0001 edx: long mode.
+pub const CPUID_80000001_EDX_LM: u32 = 1 << 29;
+
+const fn word(b: &[u8; 12], i: usize) -> u32 {
+    u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+}
+
+/// Leaf, subleaf (`None`: any) and the registers it returns.
+pub const LEAVES: &[(u32, Option<u32>, CpuidResult)] = &[
+    (
+        0,
+        None,
+        CpuidResult {
+            eax: 1,
+            ebx: word(VENDOR, 0),
+            edx: word(VENDOR, 1),
+            ecx: word(VENDOR, 2),
+        },
+    ),
+    (
+        // family 6, model 0, stepping 0; one logical processor.
+        1,
+        None,
+        CpuidResult {
+            eax: 0x0000_0600,
+            ebx: 0x0001_0000,
+            ecx: CPUID_1_ECX_CX16 | CPUID_1_ECX_POPCNT,
+            edx: CPUID_1_EDX_CX8 | CPUID_1_EDX_CMOV,
+        },
+    ),
+    (
+        0x8000_0000,
+        None,
+        CpuidResult {
+            eax: 0x8000_0008,
+            ebx: 0,
+            ecx: 0,
+            edx: 0,
+        },
+    ),
+    (
+        0x8000_0001,
+        None,
+        CpuidResult {
+            eax: 0,
+            ebx: 0,
+            ecx: CPUID_80000001_ECX_LAHF_LM | CPUID_80000001_ECX_ABM,
+            edx: CPUID_80000001_EDX_LM,
+        },
+    ),
+    (
+        // 48 physical address bits, 48 linear.
+        0x8000_0008,
+        None,
+        CpuidResult {
+            eax: 0x3030,
+            ebx: 0,
+            ecx: 0,
+            edx: 0,
+        },
+    ),
+];
+
+/// CPUID with `eax = leaf`, `ecx = subleaf`.
+pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
+    let find = |l: u32| {
+        LEAVES
+            .iter()
+            .find(|(x, s, _)| *x == l && s.is_none_or(|s| s == subleaf))
+            .map(|(_, _, r)| *r)
+    };
+    let max_basic = find(0).map_or(0, |r| r.eax);
+    let max_ext = find(0x8000_0000).map_or(0, |r| r.eax);
+    let in_range = if leaf >= 0x8000_0000 {
+        leaf <= max_ext
+    } else {
+        leaf <= max_basic
+    };
+    if !in_range {
+        return find(max_basic).unwrap_or_default();
+    }
+    find(leaf).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_and_features() {
+        let r = cpuid(0, 0);
+        let mut v = Vec::new();
+        for w in [r.ebx, r.edx, r.ecx] {
+            v.extend_from_slice(&w.to_le_bytes());
+        }
+        assert_eq!(&v, VENDOR);
+        assert_eq!(
+            cpuid(1, 0).edx,
+            CPUID_1_EDX_CX8 | CPUID_1_EDX_CMOV,
+            "no FPU, TSC, SSE..."
+        );
+        assert_eq!(cpuid(1, 0).ecx, CPUID_1_ECX_CX16 | CPUID_1_ECX_POPCNT, "no SSE3+");
+        assert_eq!(cpuid(0x8000_0001, 0).edx & CPUID_80000001_EDX_LM, CPUID_80000001_EDX_LM);
+        assert_eq!(
+            cpuid(0x4000_0000, 0),
+            cpuid(1, 0),
+            "out of range gives the highest basic leaf"
+        );
+        assert_eq!(cpuid(0x8000_0002, 0), CpuidResult::default());
+    }
+}

@@ -1,0 +1,22 @@
+//! rqemu's x86-64 guest CPU (QEMU's target/i386): the CPU state, lazy condition codes, the CPUID model, and
+//! the translator from guest code (decoded by iced-x86) into TCG IR.
+//!
+//! - [`cpu`]: [`X86CpuState`], `#[repr(C)]`, read by generated code by offset;
+//! - [`cc`]: the CC_OP scheme and [`cc::compute_eflags`];
+//! - [`desc`]: the IR globals and helpers ([`I386Target`]);
+//! - [`cpuid`]: what the CPU advertises;
+//! - [`translate`]: [`translate::DisasContext`] with the translator-loop hooks, and [`translate::translate_tb`].
+//!
+//! What is not here yet: the execution loop (accel), softmmu and its TLB, interrupts, paging, system
+//! instructions, x87/SSE arithmetic.
+
+pub mod cc;
+pub mod cpu;
+pub mod cpuid;
+pub mod desc;
+pub mod translate;
+
+pub use cc::{compute_cf, compute_eflags, CcKind, CcOp, Size};
+pub use cpu::X86CpuState;
+pub use desc::I386Target;
+pub use translate::{translate_tb, CodeFetch, DisasContext, FetchFault, TbFlags, TbInfo};

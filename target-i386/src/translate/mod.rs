@@ -1,0 +1,431 @@
+//! Guest x86 code -> TCG IR: the per-TB [`DisasContext`], its translator-loop hooks, instruction dispatch,
+//! and [`translate_tb`], a QEMU-like translator loop that drives the hooks.
+//!
+//! Files: `operand.rs` (registers with x86's partial-write rules, effective addresses, loads and stores),
+//! `flags.rs` (lazy flags: setting them, and the gen_prepare_cc fast path), `alu.rs`, `muldiv.rs`, `bits.rs`,
+//! `mov.rs`, `string.rs`, `stack.rs`, `branch.rs`, `system.rs` (one instruction family each).
+//!
+//! # Conventions
+//! - **PCs** are `rip` values (offsets in CS); code is fetched at `cs_base + rip`. In 64-bit mode CS's base is 0.
+//! - **`insn_start`** words: `[rip, cc_op, 0]`, where `cc_op` is the [`CcOp`] encoding known statically at the
+//!   start of the instruction, or 0 (`Dynamic`) when the `cc_op` global holds it. Restoring state at a fault:
+//!   `rip = word0`; `cc_op = word1` unless it is 0. Every global (registers, lazy flags) is already stored.
+//! - **`rip`** is written only where the TB leaves: exits and faults restore it from `insn_start`.
+//! - **TB exits** (documented for the execution loop):
+//!   - `goto_tb 0` / `goto_tb 1` after `rip = target` for a direct jump whose target is on the TB's first page
+//!     (slot 0: the jump target or the next instruction of a straight-line TB; slot 1: the not-taken side of a
+//!     jcc). The loop may chain the slot to the TB at `rip`.
+//!   - `goto_ptr` of the loop's `lookup_tb_ptr` helper (when registered) or `exit_tb(EXIT_LOOKUP)`, after
+//!     `rip = target`, for indirect jumps, returns and direct targets on another page.
+//!   - A fault (TbExit::Fault) for exceptions: the `raise_exception` helper (unimplemented instructions: #UD)
+//!     or a failing guest access.
+//! - **Ends of TBs**: after a jump, call or return, when the next instruction starts on another page than the
+//!   first, after `max_insns` instructions, and before an instruction whose bytes cannot be fetched (unless it
+//!   is the first: then [`translate_tb`] reports the fetch fault and the loop raises #PF).
+//!
+//! # What is translated
+//! - data movement: mov (all forms incl. imm64 and moffs), movzx, movsx, movsxd, lea, xchg, cbw/cwde/cdqe,
+//!   cwd/cdq/cqo, bswap, setcc, cmovcc, nop, pause;
+//! - arithmetic: add, adc, sub, sbb, and, or, xor, cmp, test, inc, dec, neg, not, xadd, cmpxchg, cmpxchg8b,
+//!   cmpxchg16b (lock accepted on memory forms); mul, imul (all forms), div, idiv (#DE);
+//! - shifts and bits: shl/sal, shr, sar, rol, ror, rcl, rcr (imm, 1, CL), shld, shrd; bt, bts, btr, btc;
+//!   bsf, bsr; popcnt, lzcnt, tzcnt; xlat;
+//! - flags: clc, stc, cmc, cld, std, lahf, sahf, pushf, popf (as CPL 0; ends the TB);
+//! - stack and control: push/pop (register, immediate, r/m), leave, call/ret (near, ret imm16), jmp (rel, r/m),
+//!   jcc, jrcxz/jecxz, loop/loope/loopne;
+//! - strings: movs, stos, lods, cmps, scas with rep/repe/repne (one iteration per TB run, restartable);
+//! - cpuid.
+//!
+//! Everything else (and any operand that is not a general-purpose register, memory or immediate) raises #UD.
+
+mod alu;
+mod bits;
+mod branch;
+mod flags;
+mod mov;
+mod muldiv;
+mod operand;
+mod stack;
+mod string;
+mod system;
+
+use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic, OpKind};
+use rqemu_include::TARGET_PAGE_MASK;
+use rqemu_tcg::{Func, Temp};
+
+use crate::cc::CcOp;
+use crate::cpu::excp;
+use crate::desc::I386Target;
+
+/// The longest x86 instruction.
+pub const MAX_INSN_LEN: usize = 15;
+
+/// `exit_tb` value: `rip` is up to date, the loop looks up the next TB.
+pub const EXIT_LOOKUP: u64 = 0;
+
+/// Code bytes as the translator sees them (natively: through the code TLB).
+pub trait CodeFetch {
+    /// Copies the code bytes at linear address `addr` into `buf`, as many as can be fetched, and returns how many.
+    /// Fewer than `buf.len()` means the byte at `addr + returned` cannot be fetched (page fault).
+    fn fetch(&mut self, addr: u64, buf: &mut [u8]) -> usize;
+}
+
+/// The part of the CPU state a TB's translation depends on (part of the TB lookup key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TbFlags {
+    /// Code size: 16, 32 or 64.
+    pub bitness: u32,
+    /// Stack addresses are 32-bit (SS.B) outside 64-bit mode.
+    pub ss32: bool,
+    /// CS base (0 in 64-bit mode).
+    pub cs_base: u64,
+}
+
+impl TbFlags {
+    /// 64-bit mode.
+    pub const LONG: TbFlags = TbFlags {
+        bitness: 64,
+        ss32: true,
+        cs_base: 0,
+    };
+}
+
+/// Why the translator stopped, QEMU's `DisasJumpType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisasJump {
+    /// Continue with the next instruction.
+    Next,
+    /// Stop and continue at `pc_next` (instruction count, page end, unfetchable next instruction).
+    TooMany,
+    /// The TB already ended (jump, exception).
+    NoReturn,
+}
+
+/// The first instruction of a TB could not be fetched: the loop raises #PF at `addr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FetchFault {
+    /// The linear address that could not be fetched.
+    pub addr: u64,
+}
+
+/// What [`translate_tb`] produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TbInfo {
+    /// First instruction.
+    pub pc_first: u64,
+    /// Bytes of guest code covered.
+    pub size: u64,
+    /// Guest instructions translated.
+    pub insns: u32,
+}
+
+/// The state of translating one TB.
+pub struct DisasContext<'t> {
+    target: &'t I386Target,
+    /// Mode and CS base.
+    pub flags: TbFlags,
+    /// First instruction of the TB.
+    pub pc_first: u64,
+    /// The instruction being translated.
+    pub pc: u64,
+    /// The next instruction.
+    pub pc_next: u64,
+    /// Instructions started so far.
+    pub num_insns: u32,
+    /// Limit on instructions.
+    pub max_insns: u32,
+    /// Whether and how translation stops.
+    pub is_jmp: DisasJump,
+    /// Set when the first instruction could not be fetched.
+    pub fetch_fault: Option<FetchFault>,
+    /// The last decoded instruction.
+    pub insn: Instruction,
+    cc_op: CcOp,
+    cc_srct: Option<Temp>,
+    insn_ops_mark: usize,
+}
+
+impl<'t> DisasContext<'t> {
+    /// QEMU's `init_disas_context`: a TB at `pc` in mode `flags`, at most `max_insns` instructions.
+    pub fn new(target: &'t I386Target, pc: u64, flags: TbFlags, max_insns: u32) -> DisasContext<'t> {
+        DisasContext {
+            target,
+            flags,
+            pc_first: pc,
+            pc,
+            pc_next: pc,
+            num_insns: 0,
+            max_insns: max_insns.max(1),
+            is_jmp: DisasJump::Next,
+            fetch_fault: None,
+            insn: Instruction::default(),
+            cc_op: CcOp::DYNAMIC,
+            cc_srct: None,
+            insn_ops_mark: 0,
+        }
+    }
+
+    /// QEMU's `tb_start` hook: nothing to emit for x86 (the lazy flags start `Dynamic`).
+    pub fn tb_start(&mut self, _f: &mut Func) {}
+
+    /// QEMU's `insn_start` hook: marks the instruction at `pc_next`.
+    pub fn insn_start(&mut self, f: &mut Func) {
+        self.insn_ops_mark = f.ops.len();
+        self.pc = self.pc_next;
+        self.num_insns += 1;
+        f.insn_start([self.pc, self.cc_op.raw() as u64, 0]);
+    }
+
+    /// QEMU's `translate_insn` hook: decodes and translates the instruction at `pc`, advancing `pc_next` and
+    /// setting `is_jmp` when the TB must end.
+    pub fn translate_insn(&mut self, f: &mut Func, fetch: &mut dyn CodeFetch) {
+        let mut window = [0u8; MAX_INSN_LEN];
+        let linear = self.linear(self.pc);
+        let avail = fetch.fetch(linear, &mut window);
+        let mut decoder = Decoder::with_ip(self.flags.bitness, &window[..avail], self.pc, DecoderOptions::NONE);
+        let insn = decoder.decode();
+        if insn.is_invalid() && decoder.last_error() == DecoderError::NoMoreBytes && avail < MAX_INSN_LEN {
+            // The instruction runs into bytes that cannot be fetched.
+            let addr = linear.wrapping_add(avail as u64);
+            f.ops.truncate(self.insn_ops_mark);
+            if self.num_insns == 1 {
+                self.fetch_fault = Some(FetchFault { addr });
+                self.is_jmp = DisasJump::NoReturn;
+            } else {
+                self.num_insns -= 1;
+                self.pc_next = self.pc;
+                self.is_jmp = DisasJump::TooMany;
+            }
+            return;
+        }
+        self.insn = insn;
+        self.pc_next = if insn.is_invalid() {
+            self.pc.wrapping_add(1)
+        } else {
+            insn.next_ip()
+        };
+        if insn.is_invalid() || !self.dispatch(f) {
+            self.gen_exception(f, excp::UD, 0);
+        }
+        if self.is_jmp == DisasJump::Next
+            && (self.num_insns >= self.max_insns
+                || self.linear(self.pc_next) & TARGET_PAGE_MASK != self.linear(self.pc_first) & TARGET_PAGE_MASK)
+        {
+            self.is_jmp = DisasJump::TooMany;
+        }
+    }
+
+    /// QEMU's `tb_stop` hook: ends a TB that stopped without a jump.
+    pub fn tb_stop(&mut self, f: &mut Func) {
+        if self.is_jmp == DisasJump::TooMany {
+            self.gen_jmp_tb(f, 0, self.pc_next);
+        }
+    }
+
+    /// The linear address of `rip`.
+    pub fn linear(&self, rip: u64) -> u64 {
+        let a = self.flags.cs_base.wrapping_add(rip);
+        if self.flags.bitness == 64 {
+            a
+        } else {
+            a & 0xffff_ffff
+        }
+    }
+
+    /// The target this context translates for.
+    pub fn target(&self) -> &'t I386Target {
+        self.target
+    }
+
+    /// Translates one instruction; false when it is not implemented (the caller raises #UD).
+    fn dispatch(&mut self, f: &mut Func) -> bool {
+        let i = &self.insn;
+        if (0..i.op_count()).any(|n| string::is_string_operand(i.op_kind(n))) {
+            return self.gen_string(f);
+        }
+        if !self.operands_supported() {
+            return false;
+        }
+        use Mnemonic as M;
+        match self.insn.mnemonic() {
+            M::Add | M::Adc | M::Sub | M::Sbb | M::And | M::Or | M::Xor | M::Cmp | M::Test => self.gen_alu(f),
+            M::Inc | M::Dec | M::Neg | M::Not => self.gen_unary(f),
+            M::Shl | M::Sal | M::Shr | M::Sar => self.gen_shift(f),
+            M::Shld | M::Shrd => self.gen_shxd(f),
+            M::Rol | M::Ror => self.gen_rotate(f),
+            M::Rcl | M::Rcr => self.gen_rotate_carry(f),
+            M::Bt | M::Bts | M::Btr | M::Btc => self.gen_bt(f),
+            M::Bsf | M::Bsr => self.gen_bitscan(f),
+            M::Bswap => self.gen_bswap(f),
+            M::Popcnt | M::Lzcnt | M::Tzcnt => self.gen_count(f),
+            M::Xlatb => self.gen_xlat(f),
+            M::Xadd => self.gen_xadd(f),
+            M::Cmpxchg => self.gen_cmpxchg(f),
+            M::Cmpxchg8b | M::Cmpxchg16b => self.gen_cmpxchg_wide(f),
+            M::Cpuid => self.gen_cpuid(f),
+            M::Jrcxz | M::Jecxz | M::Loop | M::Loope | M::Loopne => self.gen_loop(f),
+            M::Mul | M::Imul => self.gen_mul(f),
+            M::Div | M::Idiv => self.gen_div(f),
+            M::Lahf => self.gen_lahf(f),
+            M::Sahf => self.gen_sahf(f),
+            M::Pushf | M::Pushfd | M::Pushfq => self.gen_pushf(f),
+            M::Popf | M::Popfd | M::Popfq => self.gen_popf(f),
+            M::Clc | M::Stc | M::Cmc => self.gen_carry_op(f),
+            M::Cld | M::Std => self.gen_direction(f),
+            M::Mov => self.gen_mov(f),
+            M::Movzx | M::Movsx | M::Movsxd => self.gen_movx(f),
+            M::Lea => self.gen_lea(f),
+            M::Xchg => self.gen_xchg(f),
+            M::Cbw | M::Cwde | M::Cdqe => self.gen_widen_acc(f),
+            M::Cwd | M::Cdq | M::Cqo => self.gen_sign_to_dx(f),
+            M::Nop | M::Pause => true,
+            M::Setb
+            | M::Setae
+            | M::Sete
+            | M::Setne
+            | M::Setbe
+            | M::Seta
+            | M::Sets
+            | M::Setns
+            | M::Setp
+            | M::Setnp
+            | M::Setl
+            | M::Setge
+            | M::Setle
+            | M::Setg
+            | M::Seto
+            | M::Setno => self.gen_setcc(f),
+            M::Cmovb
+            | M::Cmovae
+            | M::Cmove
+            | M::Cmovne
+            | M::Cmovbe
+            | M::Cmova
+            | M::Cmovs
+            | M::Cmovns
+            | M::Cmovp
+            | M::Cmovnp
+            | M::Cmovl
+            | M::Cmovge
+            | M::Cmovle
+            | M::Cmovg
+            | M::Cmovo
+            | M::Cmovno => self.gen_cmovcc(f),
+            M::Push => self.gen_push(f),
+            M::Pop => self.gen_pop(f),
+            M::Leave => self.gen_leave(f),
+            M::Jmp => self.gen_jmp(f),
+            M::Call => self.gen_call(f),
+            M::Ret => self.gen_ret(f),
+            M::Jo
+            | M::Jno
+            | M::Jb
+            | M::Jae
+            | M::Je
+            | M::Jne
+            | M::Jbe
+            | M::Ja
+            | M::Js
+            | M::Jns
+            | M::Jp
+            | M::Jnp
+            | M::Jl
+            | M::Jge
+            | M::Jle
+            | M::Jg => self.gen_jcc(f),
+            _ => false,
+        }
+    }
+
+    /// Whether every operand is a general-purpose register, memory, an immediate or a near branch. rep/repne
+    /// on anything but a string instruction is ignored, as CPUs do (`rep ret`); where F2/F3 change the
+    /// instruction iced-x86 decodes another mnemonic. lock is valid (iced-x86 rejects it elsewhere) only on
+    /// read-modify-write memory forms, which one vCPU thread executes atomically anyway.
+    fn operands_supported(&self) -> bool {
+        let i = &self.insn;
+        if i.has_lock_prefix() && i.op_kind(0) != OpKind::Memory {
+            return false;
+        }
+        (0..i.op_count()).all(|n| match i.op_kind(n) {
+            OpKind::Register => operand::gpr(i.op_register(n)).is_some(),
+            OpKind::Memory
+            | OpKind::NearBranch16
+            | OpKind::NearBranch32
+            | OpKind::NearBranch64
+            | OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64 => true,
+            _ => false,
+        })
+    }
+
+    /// Raises exception `vector` at the current instruction and ends the TB.
+    pub fn gen_exception(&mut self, f: &mut Func, vector: u32, error_code: u32) {
+        let v = f.constant(rqemu_tcg::Type::I32, vector as u64);
+        let e = f.constant(rqemu_tcg::Type::I32, error_code as u64);
+        f.call(self.target.helpers.raise_exception, None, &[v, e]);
+        // Not reached: the helper always faults. The IR still needs an exit.
+        let rip = I386Target::global(crate::desc::global::RIP);
+        f.movi(rip, self.pc);
+        f.exit_tb(EXIT_LOOKUP);
+        self.is_jmp = DisasJump::NoReturn;
+    }
+}
+
+/// QEMU's translator loop over the hooks of [`DisasContext`]: translates the TB at `pc` into `f` (which is
+/// reset first). The execution loop may drive the hooks itself instead.
+pub fn translate_tb(
+    target: &I386Target,
+    f: &mut Func,
+    pc: u64,
+    flags: TbFlags,
+    max_insns: u32,
+    fetch: &mut dyn CodeFetch,
+) -> Result<TbInfo, FetchFault> {
+    f.reset();
+    let mut dc = DisasContext::new(target, pc, flags, max_insns);
+    dc.tb_start(f);
+    while dc.is_jmp == DisasJump::Next {
+        dc.insn_start(f);
+        dc.translate_insn(f, fetch);
+    }
+    if let Some(fault) = dc.fetch_fault {
+        return Err(fault);
+    }
+    dc.tb_stop(f);
+    Ok(TbInfo {
+        pc_first: pc,
+        size: dc.pc_next.wrapping_sub(pc),
+        insns: dc.num_insns,
+    })
+}
+
+/// Intel-syntax disassembly of the instruction at `pc` in `bytes` (`-d in_asm`).
+#[cfg(feature = "disas")]
+pub fn disassemble(bytes: &[u8], pc: u64, bitness: u32) -> String {
+    use iced_x86::{Formatter, IntelFormatter};
+    let mut decoder = Decoder::with_ip(bitness, bytes, pc, DecoderOptions::NONE);
+    let mut formatter = IntelFormatter::new();
+    let mut out = String::new();
+    while decoder.can_decode() {
+        let insn = decoder.decode();
+        let start = (insn.ip() - pc) as usize;
+        let hex: String = bytes[start..start + insn.len()]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        out.push_str(&format!("0x{:016x}:  {hex:<30} ", insn.ip()));
+        formatter.format(&insn, &mut out);
+        out.push('\n');
+    }
+    out
+}
+
+pub(crate) use bits::{helper_rotate_carry, helper_rotate_carry_flags};
+pub(crate) use muldiv::helper_divide;
+pub(crate) use system::helper_cpuid;

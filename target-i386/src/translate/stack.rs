@@ -1,0 +1,194 @@
+//! The stack: push and pop (register, immediate, r/m) and leave, with the stack primitives call and ret use.
+//!
+//! Stack accesses are made at `ss_base + rsp` truncated to the stack address size (64 bits in long mode, 32 or
+//! 16 outside it); the stack pointer is written only after the access succeeded, so a faulting push or pop
+//! leaves it unchanged.
+
+use iced_x86::OpKind;
+use rqemu_include::MmuIdx;
+use rqemu_tcg::{Func, Temp, Type};
+
+use super::operand::{memop, Loc};
+use super::DisasContext;
+use crate::cc::Size;
+use crate::cpu::{eflags, reg, seg};
+use crate::desc::I386Target;
+
+impl DisasContext<'_> {
+    /// Width of stack addresses.
+    fn stack_addr_size(&self) -> Size {
+        match (self.flags.bitness, self.flags.ss32) {
+            (64, _) => Size::Q,
+            (_, true) => Size::L,
+            _ => Size::W,
+        }
+    }
+
+    /// `rsp + delta` truncated to the stack address size.
+    fn gen_sp_offset(&mut self, f: &mut Func, delta: u64) -> Temp {
+        let t = f.new_ebb_temp(Type::I64);
+        let k = f.constant(Type::I64, delta);
+        f.add(t, I386Target::reg(reg::RSP), k);
+        match self.stack_addr_size() {
+            Size::L => f.ext32u(t, t),
+            Size::W => f.ext16u(t, t),
+            _ => {}
+        }
+        t
+    }
+
+    /// Writes a new stack pointer.
+    fn gen_set_sp(&mut self, f: &mut Func, sp: Temp) {
+        let size = self.stack_addr_size();
+        self.write_reg_n(f, reg::RSP, size, sp);
+    }
+
+    /// Pushes `v` (`size` bytes); the stack pointer moves after the store succeeded.
+    pub(super) fn gen_push_v(&mut self, f: &mut Func, v: Temp, size: Size) {
+        let sp = self.gen_sp_offset(f, (size.bytes() as u64).wrapping_neg());
+        let addr = self.add_seg_base(f, sp, seg::SS);
+        f.qemu_st(v, addr, memop(size), MmuIdx::default());
+        self.gen_set_sp(f, sp);
+    }
+
+    /// Loads the top of the stack (`size` bytes) without popping it.
+    pub(super) fn gen_pop_load(&mut self, f: &mut Func, size: Size) -> Temp {
+        let sp = self.gen_sp_offset(f, 0);
+        let addr = self.add_seg_base(f, sp, seg::SS);
+        let v = f.new_ebb_temp(Type::I64);
+        f.qemu_ld(v, addr, memop(size), MmuIdx::default());
+        v
+    }
+
+    /// Moves the stack pointer up by `bytes`.
+    pub(super) fn gen_pop_update(&mut self, f: &mut Func, bytes: u64) {
+        let sp = self.gen_sp_offset(f, bytes);
+        self.gen_set_sp(f, sp);
+    }
+
+    /// The size of a push/pop/call/ret operand: the operand's own size, or the mode's default.
+    pub(super) fn stack_op_size(&self, i: u32) -> Size {
+        if self.insn.op_count() > i {
+            if let Some(s) = self.op_size(i) {
+                if self.flags.bitness == 64 && s == Size::L {
+                    return Size::Q; // push imm32 / push r/m in long mode
+                }
+                return s;
+            }
+        }
+        if self.flags.bitness == 64 {
+            Size::Q
+        } else if self.flags.bitness == 32 {
+            Size::L
+        } else {
+            Size::W
+        }
+    }
+
+    /// push r | imm | r/m.
+    pub(super) fn gen_push(&mut self, f: &mut Func) -> bool {
+        let size = self.stack_op_size(0);
+        let v = match self.insn.op_kind(0) {
+            OpKind::Register | OpKind::Memory => self.load_operand(f, 0, size),
+            _ => f.constant(Type::I64, size.zext(self.insn.immediate(0))),
+        };
+        self.gen_push_v(f, v, size);
+        true
+    }
+
+    /// pop r | r/m. `pop rsp` leaves the popped value in rsp; `pop [rsp + d]` addresses with the incremented
+    /// rsp; the stack pointer moves only after the destination is written.
+    pub(super) fn gen_pop(&mut self, f: &mut Func) -> bool {
+        let size = self.stack_op_size(0);
+        let v = self.gen_pop_load(f, size);
+        match self.insn.op_kind(0) {
+            OpKind::Register => {
+                self.gen_pop_update(f, size.bytes() as u64);
+                self.write_reg(f, self.insn.op_register(0), v);
+            }
+            _ => {
+                let addr = self.gen_ea(f, size.bytes() as u64);
+                self.gen_st(f, Loc::Mem(addr), size, v);
+                self.gen_pop_update(f, size.bytes() as u64);
+            }
+        }
+        true
+    }
+
+    /// pushf: RFLAGS with the lazy flags materialized, RF and VM cleared in the pushed image.
+    pub(super) fn gen_pushf(&mut self, f: &mut Func) -> bool {
+        let size = match self.insn.mnemonic() {
+            iced_x86::Mnemonic::Pushfq => Size::Q,
+            iced_x86::Mnemonic::Pushfd => Size::L,
+            _ => Size::W,
+        };
+        let flags = self.gen_compute_eflags(f);
+        let t = f.new_ebb_temp(Type::I64);
+        let keep = f.constant(Type::I64, !(eflags::RF | eflags::VM | crate::cc::CC_MASK));
+        f.and(t, I386Target::global(crate::desc::global::EFLAGS), keep);
+        f.or(t, t, flags);
+        self.gen_push_v(f, t, size);
+        true
+    }
+
+    /// popf: the arithmetic flags go to the lazy state (`cc_op = Eflags`), the rest to `eflags`. Privilege is
+    /// not checked yet: rqemu acts as CPL 0 (IF and IOPL writable); VM, VIF, VIP are kept, RF cleared. The TB
+    /// ends after it, since IF or TF may have changed.
+    pub(super) fn gen_popf(&mut self, f: &mut Func) -> bool {
+        let size = match self.insn.mnemonic() {
+            iced_x86::Mnemonic::Popfq => Size::Q,
+            iced_x86::Mnemonic::Popfd => Size::L,
+            _ => Size::W,
+        };
+        let v = self.gen_pop_load(f, size);
+        self.gen_pop_update(f, size.bytes() as u64);
+        let writable = crate::cc::CC_MASK
+            | eflags::TF
+            | eflags::IF
+            | eflags::DF
+            | eflags::IOPL
+            | eflags::NT
+            | eflags::AC
+            | eflags::ID;
+        let writable = writable & size.mask();
+        let g = I386Target::global(crate::desc::global::EFLAGS);
+        let (keep, take) = (
+            f.constant(Type::I64, !(writable | eflags::RF) | eflags::FIXED),
+            f.constant(Type::I64, writable & !crate::cc::CC_MASK),
+        );
+        let (a, b) = (f.new_ebb_temp(Type::I64), f.new_ebb_temp(Type::I64));
+        f.and(a, g, keep);
+        f.and(b, v, take);
+        f.or(g, a, b);
+        let fixed = f.constant(Type::I64, eflags::FIXED);
+        f.or(g, g, fixed);
+        let cc = f.constant(Type::I64, crate::cc::CC_MASK);
+        let src = I386Target::global(crate::desc::global::CC_SRC);
+        f.and(src, v, cc);
+        self.set_cc_op(f, crate::cc::CcOp::EFLAGS);
+        let next = self.pc_next;
+        self.gen_jmp_tb(f, 0, next);
+        true
+    }
+
+    /// leave: rsp = rbp, then pop rbp.
+    pub(super) fn gen_leave(&mut self, f: &mut Func) -> bool {
+        let size = self.stack_op_size(1);
+        let size_sp = self.stack_addr_size();
+        let rbp = I386Target::reg(reg::RBP);
+        let sp = f.new_ebb_temp(Type::I64);
+        f.mov(sp, rbp);
+        if size_sp != Size::Q {
+            let t = super::operand::gen_ext(f, size_sp, false, sp);
+            f.mov(sp, t);
+        }
+        let addr = self.add_seg_base(f, sp, seg::SS);
+        let v = f.new_ebb_temp(Type::I64);
+        f.qemu_ld(v, addr, memop(size), MmuIdx::default());
+        let k = f.constant(Type::I64, size.bytes() as u64);
+        f.add(sp, sp, k);
+        self.gen_set_sp(f, sp);
+        self.write_reg_n(f, reg::RBP, size, v);
+        true
+    }
+}

@@ -1,0 +1,340 @@
+//! Comparing the snapshot rqemu produces for a case with the oracle's (the native CPU's, live or recorded), masking
+//! what the manuals leave undefined (`undefined_flags.rs`). Producing either snapshot lives elsewhere.
+//!
+//! # How the rqemu side plugs in
+//! For each [`Case`] the emulator side builds a 64-bit flat-mode CPU, maps the code page at [`CODE_ADDR`] with the
+//! case's bytes followed by [`TERMINATOR`] (`int3`) and the scratch page at [`SCRATCH_ADDR`] with
+//! `case.init.mem` (the rest of that page zero), loads GPRs, RFLAGS, XMM and MXCSR from `case.init`, sets RIP to
+//! `CODE_ADDR`, and runs until the `int3` raises #BP (or until RIP reaches `CODE_ADDR + case.end_offset()`) or a
+//! fault is raised. It then fills a [`CpuSnapshot`]: the registers and the first [`SCRATCH_LEN`] scratch bytes;
+//! `rip` as an offset from `CODE_ADDR` (the terminator's offset after a normal end, the faulting instruction's
+//! after a fault); `fault` from the exception vector (#DE → `De`, #UD → `Ud`, #GP → `Gp`, #SS → `Ss`,
+//! #PF → `Pf { addr: CR2, write: error code bit 1 }`, #AC → `Ac`). Then [`compare`] gives the differences.
+//!
+//! What is compared: all 16 GPRs, RIP, RFLAGS (all bits, less the undefined ones of the instructions that ran),
+//! XMM0-15, MXCSR, the scratch bytes and the fault. RFLAGS.IF is set in every generated initial state, as a user
+//! process always has it. The oracle's `Timeout` and `Crashed` outcomes say nothing about the CPU: such cases are
+//! skipped ([`comparable`]).
+//!
+//! For a sequence, the first instruction's undefined set is computed from the initial state; later instructions,
+//! whose input state is not known here, contribute their worst case ([`undefined_flags::worst_case`]).
+
+use crate::state::{Case, CpuSnapshot, Fault, CODE_ADDR, GPR_NAMES};
+#[cfg(doc)]
+use crate::state::{SCRATCH_ADDR, SCRATCH_LEN, TERMINATOR};
+use crate::undefined_flags::{self, Undefined};
+use iced_x86::{Decoder, Formatter, Instruction, IntelFormatter};
+use std::fmt;
+
+/// One field that differs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldDiff {
+    pub field: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+impl fmt::Display for FieldDiff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: expected {} got {}", self.field, self.expected, self.actual)
+    }
+}
+
+/// Whether the oracle's outcome can be compared at all (it is not a timeout or a harness crash).
+pub fn comparable(oracle: &CpuSnapshot) -> bool {
+    !matches!(oracle.fault, Fault::Timeout | Fault::Crashed { .. })
+}
+
+/// The instructions of a case, decoded at their addresses.
+pub fn decode_case(case: &Case) -> Vec<Instruction> {
+    let mut d = Decoder::with_ip(64, &case.code, CODE_ADDR, 0);
+    let mut out = Vec::new();
+    while d.can_decode() {
+        out.push(d.decode());
+    }
+    out
+}
+
+/// Intel-syntax disassembly of a case, instructions separated by `; `.
+pub fn disassemble(case: &Case) -> String {
+    let mut f = IntelFormatter::new();
+    let mut out = String::new();
+    for insn in decode_case(case) {
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        f.format(&insn, &mut out);
+    }
+    out
+}
+
+/// What is not compared after `case` ran up to offset `stop` (the faulting instruction, or the end).
+pub fn undefined_for(case: &Case, stop: u64) -> Undefined {
+    let mut acc = Undefined::default();
+    for (i, insn) in decode_case(case).iter().enumerate() {
+        if insn.ip() - CODE_ADDR >= stop {
+            break;
+        }
+        let u = if i == 0 {
+            undefined_flags::undefined(insn, &case.init)
+        } else {
+            undefined_flags::worst_case(insn)
+        };
+        acc = acc.union(u);
+    }
+    acc
+}
+
+/// The differences between the oracle's snapshot and rqemu's for `case`, undefined parts masked. Empty when they
+/// agree. Call only for [`comparable`] oracle snapshots.
+pub fn compare(case: &Case, oracle: &CpuSnapshot, actual: &CpuSnapshot) -> Vec<FieldDiff> {
+    let mut diffs = Vec::new();
+    let mut diff = |field: String, e: String, a: String| {
+        diffs.push(FieldDiff {
+            field,
+            expected: e,
+            actual: a,
+        })
+    };
+    if oracle.fault != actual.fault {
+        diff("fault".into(), oracle.fault.to_string(), actual.fault.to_string());
+    }
+    if oracle.rip != actual.rip {
+        diff("rip".into(), format!("{:#x}", oracle.rip), format!("{:#x}", actual.rip));
+    }
+    let undef = undefined_for(case, oracle.rip);
+    let (e, a) = (&oracle.state, &actual.state);
+    for (i, name) in GPR_NAMES.iter().enumerate() {
+        if e.gpr[i] != a.gpr[i] && undef.gpr != Some(i) {
+            diff(name.to_string(), format!("{:#x}", e.gpr[i]), format!("{:#x}", a.gpr[i]));
+        }
+    }
+    if (e.rflags ^ a.rflags) & !undef.flags != 0 {
+        diff(
+            "rflags".into(),
+            format!("{:#x} (undefined {:#x})", e.rflags, undef.flags),
+            format!("{:#x}", a.rflags),
+        );
+    }
+    for i in 0..16 {
+        if e.xmm[i] != a.xmm[i] {
+            diff(
+                format!("xmm{i}"),
+                format!("{:#x}", e.xmm[i]),
+                format!("{:#x}", a.xmm[i]),
+            );
+        }
+    }
+    if e.mxcsr != a.mxcsr {
+        diff("mxcsr".into(), format!("{:#x}", e.mxcsr), format!("{:#x}", a.mxcsr));
+    }
+    if e.mem != a.mem && !undef.mem_dest {
+        diff("memory".into(), e.to_text_diff(&case.init), a.to_text_diff(&case.init));
+    }
+    diffs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{flags, CpuState};
+
+    fn case(code: &[u8]) -> Case {
+        Case {
+            init: CpuState::default(),
+            code: code.to_vec(),
+        }
+    }
+
+    #[test]
+    fn undefined_flags_are_masked_and_others_are_not() {
+        let c = case(&[0x48, 0xf7, 0xe3]); // mul rbx
+        let oracle = CpuSnapshot {
+            state: c.init.clone(),
+            rip: 3,
+            fault: Fault::None,
+        };
+        let mut actual = oracle.clone();
+        actual.state.rflags ^= flags::SF | flags::ZF | flags::AF | flags::PF;
+        assert_eq!(compare(&c, &oracle, &actual), vec![]);
+        actual.state.rflags ^= flags::CF;
+        actual.state.gpr[2] = 1;
+        let d = compare(&c, &oracle, &actual);
+        assert_eq!(
+            d.iter().map(|d| d.field.as_str()).collect::<Vec<_>>(),
+            ["rdx", "rflags"]
+        );
+    }
+
+    #[test]
+    fn a_fault_at_the_first_instruction_masks_nothing() {
+        let c = case(&[0x48, 0xf7, 0xf3]); // div rbx
+        let oracle = CpuSnapshot {
+            state: c.init.clone(),
+            rip: 0,
+            fault: Fault::De,
+        };
+        let mut actual = oracle.clone();
+        actual.state.rflags ^= flags::CF;
+        assert_eq!(compare(&c, &oracle, &actual).len(), 1);
+        actual.fault = Fault::None;
+        actual.rip = 3;
+        assert_eq!(compare(&c, &oracle, &actual).len(), 3);
+        assert_eq!(disassemble(&c), "div rbx");
+    }
+}
+
+/// The CPU being tested: rqemu's frontend on some backend, behind whatever builds its CPU state. Implemented by the
+/// emulator side; the oracle's snapshots come from `native::run_native` or from recorded vectors.
+pub trait CpuUnderTest {
+    /// Runs `case` as described in the module doc and returns the state after it.
+    fn run(&mut self, case: &Case) -> CpuSnapshot;
+}
+
+/// A case on which the CPU under test disagreed with the oracle.
+#[derive(Clone, Debug)]
+pub struct Mismatch {
+    pub case: Case,
+    pub oracle: CpuSnapshot,
+    pub actual: CpuSnapshot,
+    pub diffs: Vec<FieldDiff>,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut bytes = String::new();
+        crate::state::push_hex_bytes(&mut bytes, &self.case.code);
+        writeln!(f, "mismatch: {} [{}]", disassemble(&self.case), bytes)?;
+        writeln!(f, "  input:  {}", self.case.init.to_text_diff(&Default::default()))?;
+        let show = |s: &CpuSnapshot| {
+            format!(
+                "rip={:#x} fault={} {}",
+                s.rip,
+                s.fault,
+                s.state.to_text_diff(&self.case.init)
+            )
+        };
+        writeln!(f, "  oracle: {}", show(&self.oracle))?;
+        writeln!(f, "  rqemu:  {}", show(&self.actual))?;
+        for d in &self.diffs {
+            writeln!(f, "  {d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of a differential run.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Cases given.
+    pub cases: usize,
+    /// Cases skipped because the oracle timed out or crashed on them.
+    pub skipped: usize,
+    /// Distinct mnemonics among the compared cases.
+    pub mnemonics: std::collections::BTreeSet<String>,
+    pub mismatches: Vec<Mismatch>,
+}
+
+impl Report {
+    /// The summary line `cargo xtask fuzz-cpu` prints.
+    pub fn summary(&self, backend: &str) -> String {
+        format!(
+            "cpu-diff: backend={backend} cases={} mnemonics={} mismatches={}",
+            self.cases,
+            self.mnemonics.len(),
+            self.mismatches.len()
+        )
+    }
+}
+
+/// Runs every vector (case with the oracle's snapshot) on `cpu` and compares.
+pub fn run_diff(vectors: &[(Case, CpuSnapshot)], cpu: &mut dyn CpuUnderTest) -> Report {
+    let mut report = Report {
+        cases: vectors.len(),
+        ..Report::default()
+    };
+    for (case, oracle) in vectors {
+        if !comparable(oracle) {
+            report.skipped += 1;
+            continue;
+        }
+        for insn in decode_case(case) {
+            report.mnemonics.insert(format!("{:?}", insn.mnemonic()).to_lowercase());
+        }
+        let actual = cpu.run(case);
+        let diffs = compare(case, oracle, &actual);
+        if !diffs.is_empty() {
+            report.mismatches.push(Mismatch {
+                case: case.clone(),
+                oracle: oracle.clone(),
+                actual,
+                diffs,
+            });
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod run_diff_tests {
+    use super::*;
+    use crate::generate::{GenOptions, Generator};
+    use crate::state::flags;
+
+    /// Answers with the recorded result, optionally corrupting CF.
+    struct Replay<'a> {
+        vectors: &'a [(Case, CpuSnapshot)],
+        flip_cf: bool,
+    }
+
+    impl CpuUnderTest for Replay<'_> {
+        fn run(&mut self, case: &Case) -> CpuSnapshot {
+            let mut s = self.vectors.iter().find(|(c, _)| c == case).unwrap().1.clone();
+            if self.flip_cf {
+                s.state.rflags ^= flags::CF;
+            }
+            s
+        }
+    }
+
+    #[test]
+    fn a_faithful_cpu_has_no_mismatch_and_a_wrong_cf_is_reported() {
+        let cases = Generator::new(GenOptions {
+            families: vec![crate::generate::Family::Alu],
+            ..GenOptions::default()
+        })
+        .cases(9, 50);
+        let vectors: Vec<(Case, CpuSnapshot)> = cases
+            .into_iter()
+            .map(|c| {
+                let s = CpuSnapshot {
+                    state: c.init.clone(),
+                    rip: c.end_offset(),
+                    fault: Fault::None,
+                };
+                (c, s)
+            })
+            .collect();
+        let report = run_diff(
+            &vectors,
+            &mut Replay {
+                vectors: &vectors,
+                flip_cf: false,
+            },
+        );
+        assert!(report.mismatches.is_empty());
+        assert!(report
+            .summary("tci")
+            .starts_with("cpu-diff: backend=tci cases=50 mnemonics="));
+        let report = run_diff(
+            &vectors,
+            &mut Replay {
+                vectors: &vectors,
+                flip_cf: true,
+            },
+        );
+        assert_eq!(report.mismatches.len(), 50);
+        let text = report.mismatches[0].to_string();
+        assert!(text.contains("mismatch: ") && text.contains("rflags"), "{text}");
+    }
+}

@@ -1,0 +1,833 @@
+//! Seeded generation of differential cases: an initial [`CpuState`] plus one instruction (or a short sequence)
+//! encoded with iced-x86's encoder. Running cases lives in `native.rs`; comparing, in `compare.rs`.
+//!
+//! The instruction forms are not listed by hand: every legacy-encoded, 64-bit-mode [`Code`] whose mnemonic belongs
+//! to a requested [`Family`] and whose operands are all of a kind this file can fill (GPRs, r/m, immediates, the
+//! fixed AL/CL/AX/DX/EAX/RAX, an LEA address) is a form. Each case picks a form and fills it:
+//! - register operands get edge values of the operand width (0, 1, -1, MIN, MAX, single bits, ...) with random or
+//!   all-zero/all-one bits above the width;
+//! - memory operands use a base register (and sometimes an index) set so that the effective address lands inside
+//!   the scratch data area, misaligned as often as aligned; the operand's bytes get an edge value;
+//! - shift/rotate counts (CL or imm8) come from 0, 1, width-1, width, width+1, 31, 32, 63, 64, 255;
+//! - RFLAGS gets a random subset of the status flags (so carry-in is set or clear), XMM random, MXCSR default;
+//! - divides get a zero or sign-extended high half half of the time (so they do not always raise #DE), CMPXCHG an
+//!   accumulator equal to the destination half of the time, BT with a register bit offset on memory an offset that
+//!   stays inside the scratch area, memory destinations a LOCK prefix sometimes.
+//!
+//! The base and index registers are reserved for the whole case (no instruction writes them, RAX/RCX/RDX, the
+//! implicit operands, are never chosen), so sequences cannot send a later memory operand outside the scratch area.
+
+use crate::state::{flags, Case, CpuState, CODE_SIZE, MXCSR_DEFAULT, SCRATCH_ADDR, SCRATCH_DATA_LEN, SCRATCH_LEN};
+use crate::state::{CODE_ADDR, RSP, SCRATCH_STACK_TOP};
+use crate::undefined_flags;
+use iced_x86::{Code, Encoder, EncodingKind, Instruction, MemoryOperand, Mnemonic, OpCodeOperandKind as K, Register};
+
+/// SplitMix64: a tiny, well-mixed PRNG that needs no crate and gives the same stream on every host.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// True with probability `1/n`.
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
+    }
+
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// Groups of mnemonics to generate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// add adc sub sbb and or xor cmp test
+    Alu,
+    /// inc dec neg not
+    Unary,
+    /// rol ror rcl rcr shl shr sar
+    Shift,
+    /// shld shrd
+    DoubleShift,
+    /// mul imul div idiv
+    MulDiv,
+    /// bt bts btr btc
+    BitTest,
+    /// bsf bsr
+    BitScan,
+    /// movzx movsx movsxd
+    Extend,
+    /// setcc cmovcc
+    Conditional,
+    /// lea
+    Lea,
+    /// bswap
+    Bswap,
+    /// xchg xadd cmpxchg
+    Exchange,
+}
+
+impl Family {
+    pub const ALL: [Family; 12] = [
+        Family::Alu,
+        Family::Unary,
+        Family::Shift,
+        Family::DoubleShift,
+        Family::MulDiv,
+        Family::BitTest,
+        Family::BitScan,
+        Family::Extend,
+        Family::Conditional,
+        Family::Lea,
+        Family::Bswap,
+        Family::Exchange,
+    ];
+
+    /// The mnemonics of this family.
+    pub fn mnemonics(self) -> &'static [Mnemonic] {
+        use Mnemonic as M;
+        match self {
+            Family::Alu => &[M::Add, M::Adc, M::Sub, M::Sbb, M::And, M::Or, M::Xor, M::Cmp, M::Test],
+            Family::Unary => &[M::Inc, M::Dec, M::Neg, M::Not],
+            Family::Shift => &[M::Rol, M::Ror, M::Rcl, M::Rcr, M::Shl, M::Shr, M::Sar],
+            Family::DoubleShift => &[M::Shld, M::Shrd],
+            Family::MulDiv => &[M::Mul, M::Imul, M::Div, M::Idiv],
+            Family::BitTest => &[M::Bt, M::Bts, M::Btr, M::Btc],
+            Family::BitScan => &[M::Bsf, M::Bsr],
+            Family::Extend => &[M::Movzx, M::Movsx, M::Movsxd],
+            Family::Conditional => &[
+                M::Seto,
+                M::Setno,
+                M::Setb,
+                M::Setae,
+                M::Sete,
+                M::Setne,
+                M::Setbe,
+                M::Seta,
+                M::Sets,
+                M::Setns,
+                M::Setp,
+                M::Setnp,
+                M::Setl,
+                M::Setge,
+                M::Setle,
+                M::Setg,
+                M::Cmovo,
+                M::Cmovno,
+                M::Cmovb,
+                M::Cmovae,
+                M::Cmove,
+                M::Cmovne,
+                M::Cmovbe,
+                M::Cmova,
+                M::Cmovs,
+                M::Cmovns,
+                M::Cmovp,
+                M::Cmovnp,
+                M::Cmovl,
+                M::Cmovge,
+                M::Cmovle,
+                M::Cmovg,
+            ],
+            Family::Lea => &[M::Lea],
+            Family::Bswap => &[M::Bswap],
+            Family::Exchange => &[M::Xchg, M::Xadd, M::Cmpxchg],
+        }
+    }
+}
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct GenOptions {
+    pub families: Vec<Family>,
+    /// Instructions per case: 1 (the default) up to this many.
+    pub max_insns: usize,
+    /// Compact cases for recorded vector sets: XMM registers and the scratch bytes no operand uses start at zero
+    /// instead of random (a recorded line shrinks from about 1.5 KB to about 0.4 KB).
+    pub compact: bool,
+}
+
+impl Default for GenOptions {
+    fn default() -> Self {
+        GenOptions {
+            families: Family::ALL.to_vec(),
+            max_insns: 1,
+            compact: false,
+        }
+    }
+}
+
+/// Operand kinds this generator can fill.
+fn fillable(kind: K) -> bool {
+    matches!(
+        kind,
+        K::r8_or_mem
+            | K::r16_or_mem
+            | K::r32_or_mem
+            | K::r64_or_mem
+            | K::r8_reg
+            | K::r8_opcode
+            | K::r16_reg
+            | K::r16_opcode
+            | K::r16_rm
+            | K::r32_reg
+            | K::r32_opcode
+            | K::r32_rm
+            | K::r64_reg
+            | K::r64_opcode
+            | K::r64_rm
+            | K::al
+            | K::cl
+            | K::ax
+            | K::dx
+            | K::eax
+            | K::rax
+            | K::imm8
+            | K::imm8_const_1
+            | K::imm8sex16
+            | K::imm8sex32
+            | K::imm8sex64
+            | K::imm16
+            | K::imm32
+            | K::imm32sex64
+            | K::mem
+    )
+}
+
+/// Every instruction form ([`Code`]) of `families` that the generator can fill, in iced-x86's order.
+pub fn forms(families: &[Family]) -> Vec<Code> {
+    let mnemonics: Vec<Mnemonic> = families.iter().flat_map(|f| f.mnemonics().iter().copied()).collect();
+    Code::values()
+        .filter(|code| {
+            let op = code.op_code();
+            op.is_instruction()
+                && op.mode64()
+                && op.encoding() == EncodingKind::Legacy
+                && mnemonics.contains(&code.mnemonic())
+                // 16-bit BSWAP has an undefined result.
+                && *code != Code::Bswap_r16
+                && op.op_kinds().iter().all(|k| fillable(*k))
+        })
+        .collect()
+}
+
+/// GPRs by register number: 8-bit (SPL..DIL for 4..7), 16-, 32- and 64-bit.
+const GPRS: [[Register; 16]; 4] = {
+    use Register::*;
+    [
+        [
+            AL, CL, DL, BL, SPL, BPL, SIL, DIL, R8L, R9L, R10L, R11L, R12L, R13L, R14L, R15L,
+        ],
+        [
+            AX, CX, DX, BX, SP, BP, SI, DI, R8W, R9W, R10W, R11W, R12W, R13W, R14W, R15W,
+        ],
+        [
+            EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI, R8D, R9D, R10D, R11D, R12D, R13D, R14D, R15D,
+        ],
+        [
+            RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15,
+        ],
+    ]
+};
+
+/// The register of `width` bits with number `n`.
+fn gpr(width: u32, n: usize) -> Register {
+    let row = match width {
+        8 => 0,
+        16 => 1,
+        32 => 2,
+        _ => 3,
+    };
+    GPRS[row][n]
+}
+
+/// The high-byte registers AH, CH, DH, BH (register numbers 0..3, bits 8..15).
+const HIGH8: [Register; 4] = [Register::AH, Register::CH, Register::DH, Register::BH];
+
+fn mask(width: u32) -> u64 {
+    if width >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    }
+}
+
+/// An edge value of `width` bits (zero-extended).
+pub fn edge_value(rng: &mut SplitMix64, width: u32) -> u64 {
+    let m = mask(width);
+    let min = 1u64 << (width - 1);
+    let v = match rng.below(12) {
+        0 => 0,
+        1 => 1,
+        2 => m,
+        3 => min,
+        4 => min - 1,
+        5 => 1u64 << rng.below(width as u64),
+        6 => m ^ (1u64 << rng.below(width as u64)),
+        7 => 2,
+        8 => min + 1,
+        9 => m - 1,
+        _ => rng.next_u64(),
+    };
+    v & m
+}
+
+/// A shift or rotate count for an operand of `width` bits.
+fn shift_count(rng: &mut SplitMix64, width: u32) -> u64 {
+    let w = width as u64;
+    let (any, below_width) = (rng.below(256), rng.below(w.max(2)));
+    rng.pick(&[0, 1, w - 1, w, w + 1, 31, 32, 63, 64, 255, any, below_width])
+}
+
+/// Builds cases from a seed.
+pub struct Generator {
+    forms: Vec<Code>,
+    opts: GenOptions,
+}
+
+/// Per-case register bookkeeping while filling operands.
+struct Fill<'a> {
+    rng: &'a mut SplitMix64,
+    state: CpuState,
+    /// Registers operands may use (not RSP, not the reserved base/index).
+    pool: Vec<usize>,
+    base: usize,
+    index: Option<usize>,
+    /// The base and index registers hold their values (a memory operand was generated).
+    addressing_set: bool,
+}
+
+enum Opnd {
+    Reg(Register),
+    Mem(MemoryOperand),
+    Imm(i32),
+}
+
+impl Generator {
+    pub fn new(opts: GenOptions) -> Generator {
+        Generator {
+            forms: forms(&opts.families),
+            opts,
+        }
+    }
+
+    /// The instruction forms this generator draws from.
+    pub fn forms(&self) -> &[Code] {
+        &self.forms
+    }
+
+    /// Case number `index` of the stream for `seed` (each case has its own derived seed, so any case can be
+    /// regenerated alone).
+    pub fn case(&self, seed: u64, index: u64) -> Case {
+        let mut rng = SplitMix64(seed ^ index.wrapping_mul(0xd1b5_4a32_d192_ed03));
+        rng.next_u64();
+        loop {
+            if let Some(case) = self.try_case(&mut rng) {
+                return case;
+            }
+        }
+    }
+
+    /// `count` cases of the stream for `seed`.
+    pub fn cases(&self, seed: u64, count: usize) -> Vec<Case> {
+        (0..count as u64).map(|i| self.case(seed, i)).collect()
+    }
+
+    fn try_case(&self, rng: &mut SplitMix64) -> Option<Case> {
+        let mut state = CpuState::default();
+        for g in state.gpr.iter_mut() {
+            *g = rng.next_u64();
+        }
+        state.gpr[RSP] = SCRATCH_STACK_TOP;
+        state.rflags = flags::FIXED1 | flags::IF | (rng.next_u64() & flags::STATUS);
+        state.mxcsr = MXCSR_DEFAULT;
+        if !self.opts.compact {
+            for x in state.xmm.iter_mut() {
+                *x = (rng.next_u64() as u128) << 64 | rng.next_u64() as u128;
+            }
+            for b in state.mem.iter_mut() {
+                *b = rng.next_u64() as u8;
+            }
+        }
+        // Base (and index) registers: never RAX/RCX/RDX (implicit operands) nor RSP.
+        let reservable = [3usize, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+        let base = rng.pick(&reservable);
+        let index = if rng.one_in(4) {
+            let i = rng.pick(&reservable);
+            (i != base).then_some(i)
+        } else {
+            None
+        };
+        let pool = (0..16)
+            .filter(|r| *r != RSP && *r != base && Some(*r) != index)
+            .collect();
+        let mut fill = Fill {
+            rng,
+            state,
+            pool,
+            base,
+            index,
+            addressing_set: false,
+        };
+
+        let count = 1 + fill.rng.below(self.opts.max_insns.max(1) as u64) as usize;
+        let mut code = Vec::new();
+        let mut encoder = Encoder::new(64);
+        // In a sequence, nothing may consume what an earlier instruction may have left undefined (the comparison
+        // could not tell a bug from a legitimate difference): no flag reader after an instruction with undefined
+        // flags, nothing after one that may leave a register undefined.
+        let mut flags_maybe_undefined = false;
+        for i in 0..count {
+            let form = fill.rng.pick(&self.forms);
+            if flags_maybe_undefined && reads_flags(form.mnemonic()) {
+                return None;
+            }
+            let insn = fill.instruction(form, i == 0)?;
+            encoder.encode(&insn, CODE_ADDR + code.len() as u64).ok()?;
+            code.extend(encoder.take_buffer());
+            let worst = undefined_flags::worst_case(&insn);
+            flags_maybe_undefined |= worst.flags != 0;
+            if worst.gpr.is_some() || worst.mem_dest {
+                break;
+            }
+        }
+        (code.len() < CODE_SIZE).then_some(Case { init: fill.state, code })
+    }
+}
+
+impl Fill<'_> {
+    /// Fills `form`'s operands and the state they read; `None` if this draw cannot be encoded (retry).
+    fn instruction(&mut self, form: Code, first: bool) -> Option<Instruction> {
+        let op = form.op_code();
+        let kinds = op.op_kinds();
+        let mnemonic = form.mnemonic();
+        // Operand width of the instruction: the widest GPR-like operand (r/m or reg).
+        let width = kinds.iter().map(|k| kind_width(*k)).max().unwrap_or(64);
+        let mut regs_used: Vec<usize> = Vec::new();
+        let mut ops = Vec::new();
+        let mut mem_at: Option<(usize, u32)> = None; // scratch offset and access width of the memory operand
+        let mut high8 = false;
+        let mut needs_rex = false;
+        for (i, kind) in kinds.iter().enumerate() {
+            let w = kind_width(*kind);
+            let opnd = match *kind {
+                K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem if self.rng.one_in(2) => {
+                    // BT m, r with a register bit offset only comes first: an earlier instruction could change
+                    // the offset register and send the access outside the scratch area.
+                    if !first && is_bt_family(mnemonic) && kinds.get(i + 1).is_some_and(|k| is_reg_kind(*k)) {
+                        return None;
+                    }
+                    let (m, off) = self.memory(w / 8)?;
+                    mem_at = Some((off, w));
+                    Opnd::Mem(m)
+                }
+                K::r8_or_mem | K::r8_reg | K::r8_opcode => {
+                    let (r, n, hi) = self.reg8(&regs_used);
+                    regs_used.push(n);
+                    high8 |= hi;
+                    needs_rex |= !hi && (4..16).contains(&n);
+                    Opnd::Reg(r)
+                }
+                K::r16_or_mem
+                | K::r16_reg
+                | K::r16_opcode
+                | K::r16_rm
+                | K::r32_or_mem
+                | K::r32_reg
+                | K::r32_opcode
+                | K::r32_rm
+                | K::r64_or_mem
+                | K::r64_reg
+                | K::r64_opcode
+                | K::r64_rm => {
+                    let n = self.pick_reg(&regs_used);
+                    regs_used.push(n);
+                    let v = edge_value(self.rng, w);
+                    self.set_reg(n, w, v);
+                    Opnd::Reg(gpr(w, n))
+                }
+                K::al | K::ax | K::eax | K::rax => {
+                    let v = edge_value(self.rng, w);
+                    self.set_reg(0, w, v);
+                    Opnd::Reg(gpr(w, 0))
+                }
+                K::dx => Opnd::Reg(Register::DX),
+                K::cl => {
+                    let c = shift_count(self.rng, width);
+                    self.set_reg(1, 8, c);
+                    Opnd::Reg(Register::CL)
+                }
+                K::imm8_const_1 => Opnd::Imm(1),
+                K::imm8 if is_count_form(mnemonic) => Opnd::Imm(shift_count(self.rng, width) as u8 as i32),
+                K::imm8 => Opnd::Imm(edge_value(self.rng, 8) as u8 as i32),
+                K::imm8sex16 | K::imm8sex32 | K::imm8sex64 => Opnd::Imm(edge_value(self.rng, 8) as u8 as i8 as i32),
+                K::imm16 => Opnd::Imm(edge_value(self.rng, 16) as u16 as i16 as i32),
+                K::imm32 | K::imm32sex64 => Opnd::Imm(edge_value(self.rng, 32) as u32 as i32),
+                K::mem => Opnd::Mem(self.lea_address()),
+                _ => return None,
+            };
+            ops.push(opnd);
+        }
+        if high8 && needs_rex {
+            return None;
+        }
+        let mut insn = build(form, &ops)?;
+        if let Some((off, w)) = mem_at {
+            if is_bt_family(mnemonic) {
+                if let Some(Opnd::Reg(r)) = ops.get(1) {
+                    // The offset register must keep its value for the rest of the case: not RAX/RCX/RDX (implicit
+                    // operands of later instructions), and out of the pool from now on.
+                    let n = reg_number(*r);
+                    if n <= 2 {
+                        return None;
+                    }
+                    let bitoff = self.bt_offset(off, w);
+                    self.set_reg(n, w, bitoff & mask(w));
+                    self.pool.retain(|p| *p != n);
+                }
+            }
+            if op.can_use_lock_prefix() && matches!(ops.first(), Some(Opnd::Mem(_))) && self.rng.one_in(4) {
+                insn.set_has_lock_prefix(true);
+            }
+            if mnemonic == Mnemonic::Cmpxchg && self.rng.one_in(2) {
+                let v = read_le(&self.state.mem[off..off + (w / 8) as usize]);
+                self.set_reg(0, w, v);
+            }
+        } else if mnemonic == Mnemonic::Cmpxchg && self.rng.one_in(2) {
+            if let Some(Opnd::Reg(r)) = ops.first() {
+                let v = self.state.gpr[reg_number(*r)] & mask(width);
+                self.set_reg(0, width, v);
+            }
+        }
+        if matches!(mnemonic, Mnemonic::Div | Mnemonic::Idiv) && self.rng.one_in(2) {
+            self.fit_dividend(mnemonic == Mnemonic::Idiv, width);
+        }
+        Some(insn)
+    }
+
+    fn pick_reg(&mut self, used: &[usize]) -> usize {
+        loop {
+            let n = self.rng.pick(&self.pool);
+            if !used.contains(&n) || self.rng.one_in(8) {
+                return n;
+            }
+        }
+    }
+
+    /// An 8-bit register: (register, number of the 64-bit register holding it, is AH..BH).
+    fn reg8(&mut self, used: &[usize]) -> (Register, usize, bool) {
+        let v = edge_value(self.rng, 8);
+        if self.rng.one_in(4) {
+            let n = self.rng.below(4) as usize;
+            if self.pool.contains(&n) {
+                let g = &mut self.state.gpr[n];
+                *g = (*g & !0xff00) | v << 8;
+                return (HIGH8[n], n, true);
+            }
+        }
+        let n = self.pick_reg(used);
+        self.set_reg(n, 8, v);
+        (gpr(8, n), n, false)
+    }
+
+    /// Sets the low `width` bits of GPR `n` to `v`; the bits above are random, all zero or all one.
+    fn set_reg(&mut self, n: usize, width: u32, v: u64) {
+        let m = mask(width);
+        let above = match self.rng.below(3) {
+            0 => 0,
+            1 => !m,
+            _ => self.rng.next_u64() & !m,
+        };
+        self.state.gpr[n] = above | (v & m);
+    }
+
+    /// A memory operand of `bytes` bytes inside the scratch data area, with an edge value written there.
+    /// Later memory operands of the same case keep the base and index values and get a fitting displacement;
+    /// `None` if none fits.
+    fn memory(&mut self, bytes: u32) -> Option<(MemoryOperand, usize)> {
+        let bytes = bytes.max(1) as usize;
+        let off = self.rng.below((SCRATCH_DATA_LEN - bytes + 1) as u64) as usize;
+        let value = edge_value(self.rng, bytes as u32 * 8);
+        self.state.mem[off..off + bytes].copy_from_slice(&value.to_le_bytes()[..bytes]);
+        let target = SCRATCH_ADDR + off as u64;
+        let scale = self.rng.pick(&[1u64, 2, 4, 8]);
+        let (index, scale) = match self.index {
+            Some(i) => (gpr(64, i), scale),
+            None => (Register::None, 1),
+        };
+        let disp: i64 = if self.addressing_set {
+            // A later memory operand of the case: base and index already hold their values, fit the displacement.
+            let index_part = self.index.map_or(0, |i| self.state.gpr[i].wrapping_mul(scale));
+            let disp = target.wrapping_sub(self.state.gpr[self.base]).wrapping_sub(index_part) as i64;
+            i32::try_from(disp).ok()? as i64
+        } else {
+            let disp = match self.rng.below(4) {
+                0 => 0,
+                1 => self.rng.below(256) as i64 - 128,
+                2 => self.rng.below(1 << 20) as i64 - (1 << 19),
+                _ => (self.rng.next_u64() as i32) as i64,
+            };
+            let index_part = match self.index {
+                Some(i) => {
+                    let iv = self.rng.below(64).wrapping_sub(32);
+                    self.state.gpr[i] = iv;
+                    iv.wrapping_mul(scale)
+                }
+                None => 0,
+            };
+            self.state.gpr[self.base] = target.wrapping_sub(disp as u64).wrapping_sub(index_part);
+            self.addressing_set = true;
+            disp
+        };
+        let displ_size = if disp == 0 {
+            0
+        } else if (-128..128).contains(&disp) {
+            1
+        } else {
+            4
+        };
+        Some((
+            MemoryOperand::new(
+                gpr(64, self.base),
+                index,
+                scale as u32,
+                disp,
+                displ_size,
+                false,
+                Register::None,
+            ),
+            off,
+        ))
+    }
+
+    /// An LEA address: any registers from the pool, any displacement (nothing is accessed).
+    fn lea_address(&mut self) -> MemoryOperand {
+        let base = gpr(64, self.rng.pick(&self.pool));
+        let index = if self.rng.one_in(2) {
+            gpr(64, self.rng.pick(&self.pool))
+        } else {
+            Register::None
+        };
+        let scale = self.rng.pick(&[1u32, 2, 4, 8]);
+        let disp = match self.rng.below(3) {
+            0 => 0,
+            1 => self.rng.below(256) as i64 - 128,
+            _ => (self.rng.next_u64() as i32) as i64,
+        };
+        let displ_size = if disp == 0 { 0 } else { 4 };
+        MemoryOperand::new(base, index, scale, disp, displ_size, false, Register::None)
+    }
+
+    /// A BT bit offset for a memory operand at scratch offset `off` of `width` bits, such that the accessed unit
+    /// (`off + width/8 * floor(offset / width)`) stays inside the scratch data area.
+    fn bt_offset(&mut self, off: usize, width: u32) -> u64 {
+        let unit = (width / 8) as i64;
+        let lo = -(off as i64 / unit);
+        let hi = (SCRATCH_DATA_LEN as i64 - unit - off as i64) / unit;
+        let k = lo + self.rng.below((hi - lo + 1) as u64) as i64;
+        (k * width as i64 + self.rng.below(width as u64) as i64) as u64
+    }
+
+    /// Makes the high half of a divide's dividend zero (DIV) or the sign extension of the low half (IDIV), so the
+    /// quotient fits unless the divisor is 0 (or MIN / -1).
+    fn fit_dividend(&mut self, signed: bool, width: u32) {
+        if width == 8 {
+            let al = self.state.gpr[0] & 0xff;
+            let ah = if signed && al & 0x80 != 0 { 0xff } else { 0 };
+            self.state.gpr[0] = (self.state.gpr[0] & !0xff00) | ah << 8;
+        } else {
+            let low = self.state.gpr[0] & mask(width);
+            let high = if signed && low >> (width - 1) & 1 != 0 {
+                mask(width)
+            } else {
+                0
+            };
+            self.set_reg(2, width, high);
+        }
+    }
+}
+
+/// Whether `m` reads status flags (among the generated mnemonics).
+fn reads_flags(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    let name = format!("{m:?}");
+    matches!(m, M::Adc | M::Sbb | M::Rcl | M::Rcr) || name.starts_with("Set") || name.starts_with("Cmov")
+}
+
+fn is_bt_family(m: Mnemonic) -> bool {
+    matches!(m, Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc)
+}
+
+fn is_count_form(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    matches!(
+        m,
+        M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shl | M::Shr | M::Sar | M::Shld | M::Shrd
+    )
+}
+
+fn is_reg_kind(k: K) -> bool {
+    matches!(k, K::r16_reg | K::r32_reg | K::r64_reg)
+}
+
+/// Width in bits of a GPR-like operand kind (0 for others).
+fn kind_width(k: K) -> u32 {
+    match k {
+        K::r8_or_mem | K::r8_reg | K::r8_opcode | K::al => 8,
+        K::r16_or_mem | K::r16_reg | K::r16_opcode | K::r16_rm | K::ax | K::dx => 16,
+        K::r32_or_mem | K::r32_reg | K::r32_opcode | K::r32_rm | K::eax => 32,
+        K::r64_or_mem | K::r64_reg | K::r64_opcode | K::r64_rm | K::rax => 64,
+        _ => 0,
+    }
+}
+
+/// The 64-bit register number of a GPR (AH..BH map to 0..3); `None` for any other register.
+pub(crate) fn gpr_number(r: Register) -> Option<usize> {
+    match HIGH8.iter().position(|h| *h == r) {
+        Some(n) => Some(n),
+        None => GPRS.iter().find_map(|row| row.iter().position(|g| *g == r)),
+    }
+}
+
+fn reg_number(r: Register) -> usize {
+    gpr_number(r).expect("generated operands are general-purpose registers")
+}
+
+/// Width in bits of a general-purpose register (0 for any other register).
+pub(crate) fn reg_width(r: Register) -> u32 {
+    if HIGH8.contains(&r) {
+        return 8;
+    }
+    GPRS.iter()
+        .position(|row| row.contains(&r))
+        .map_or(0, |row| [8, 16, 32, 64][row])
+}
+
+fn read_le(bytes: &[u8]) -> u64 {
+    bytes.iter().rev().fold(0, |acc, b| acc << 8 | *b as u64)
+}
+
+/// Creates the instruction from filled operands (the combinations the fillable forms produce).
+fn build(code: Code, ops: &[Opnd]) -> Option<Instruction> {
+    use Opnd::*;
+    let r = match ops {
+        [] => Ok(Instruction::with(code)),
+        [Reg(a)] => Instruction::with1(code, *a),
+        [Mem(a)] => Instruction::with1(code, *a),
+        [Imm(a)] => Instruction::with1(code, *a),
+        [Reg(a), Reg(b)] => Instruction::with2(code, *a, *b),
+        [Reg(a), Mem(b)] => Instruction::with2(code, *a, *b),
+        [Reg(a), Imm(b)] => Instruction::with2(code, *a, *b),
+        [Mem(a), Reg(b)] => Instruction::with2(code, *a, *b),
+        [Mem(a), Imm(b)] => Instruction::with2(code, *a, *b),
+        [Reg(a), Reg(b), Reg(c)] => Instruction::with3(code, *a, *b, *c),
+        [Reg(a), Reg(b), Imm(c)] => Instruction::with3(code, *a, *b, *c),
+        [Reg(a), Mem(b), Imm(c)] => Instruction::with3(code, *a, *b, *c),
+        [Mem(a), Reg(b), Reg(c)] => Instruction::with3(code, *a, *b, *c),
+        [Mem(a), Reg(b), Imm(c)] => Instruction::with3(code, *a, *b, *c),
+        _ => return None,
+    };
+    r.ok()
+}
+
+/// Scratch memory past the data area belongs to the stack; keep the type checker aware of the split.
+const _: () = assert!(SCRATCH_DATA_LEN < SCRATCH_LEN);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iced_x86::Decoder;
+
+    #[test]
+    fn forms_cover_every_family() {
+        for f in Family::ALL {
+            let forms = forms(&[f]);
+            assert!(!forms.is_empty(), "{f:?} has no forms");
+            for m in f.mnemonics() {
+                assert!(forms.iter().any(|c| c.mnemonic() == *m), "{m:?} has no form");
+            }
+        }
+    }
+
+    #[test]
+    fn generation_is_deterministic_and_decodes() {
+        let g = Generator::new(GenOptions {
+            max_insns: 3,
+            ..GenOptions::default()
+        });
+        let a = g.cases(7, 500);
+        assert_eq!(a, g.cases(7, 500));
+        assert_ne!(a, g.cases(8, 500));
+        for case in &a {
+            let mut d = Decoder::with_ip(64, &case.code, CODE_ADDR, 0);
+            while d.can_decode() {
+                let insn = d.decode();
+                assert!(!insn.is_invalid(), "{:02x?}", case.code);
+            }
+        }
+    }
+
+    #[test]
+    fn every_mnemonic_and_edge_count_is_drawn() {
+        let g = Generator::new(GenOptions::default());
+        let mut seen = std::collections::HashSet::new();
+        let mut cl_counts = std::collections::HashSet::new();
+        for case in g.cases(2, 10_000) {
+            let insn = Decoder::with_ip(64, &case.code, CODE_ADDR, 0).decode();
+            seen.insert(insn.mnemonic());
+            if is_count_form(insn.mnemonic()) && (0..insn.op_count()).any(|i| insn.op_register(i) == Register::CL) {
+                cl_counts.insert(case.init.gpr[1] & 0xff);
+            }
+        }
+        for f in Family::ALL {
+            for m in f.mnemonics() {
+                assert!(seen.contains(m), "{m:?} never drawn");
+            }
+        }
+        for c in [0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 255] {
+            assert!(cl_counts.contains(&c), "shift count {c} never drawn");
+        }
+    }
+
+    #[test]
+    fn memory_operands_stay_in_scratch() {
+        let g = Generator::new(GenOptions::default());
+        for case in g.cases(1, 2000) {
+            let insn = Decoder::with_ip(64, &case.code, CODE_ADDR, 0).decode();
+            if insn.mnemonic() == Mnemonic::Lea {
+                continue;
+            }
+            for i in 0..insn.op_count() {
+                if insn.op_kind(i) == iced_x86::OpKind::Memory {
+                    let reg = |r: Register| {
+                        if r == Register::None {
+                            0
+                        } else {
+                            case.init.gpr[reg_number(r)]
+                        }
+                    };
+                    let ea = reg(insn.memory_base())
+                        .wrapping_add(reg(insn.memory_index()).wrapping_mul(insn.memory_index_scale() as u64))
+                        .wrapping_add(insn.memory_displacement64());
+                    let size = insn.memory_size().size() as u64;
+                    assert!(
+                        ea >= SCRATCH_ADDR && ea + size <= SCRATCH_ADDR + SCRATCH_DATA_LEN as u64,
+                        "{insn}"
+                    );
+                }
+            }
+        }
+    }
+}

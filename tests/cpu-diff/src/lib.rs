@@ -1,0 +1,27 @@
+//! Differential testing of rqemu's x86-64 frontend against this machine's CPU (issue 4, item 4).
+//!
+//! - `state`: the case and snapshot types, fixed addresses, and their text form;
+//! - `generate`: seeded generation of single-instruction cases (or short sequences) with edge operands (iced-x86's
+//!   encoder);
+//! - `undefined_flags`: which RFLAGS bits the manuals leave undefined, per instruction;
+//! - `compare`: comparing a snapshot from rqemu with the oracle's, masking undefined flags; the `CpuUnderTest`
+//!   trait the emulator side implements and `run_diff`, which prints the `cpu-diff:` summary line;
+//! - `vectors`: the recorded-vector text format (record natively, replay anywhere, e.g. on wasm32);
+//! - `native` (x86-64 Linux only): the oracle that runs cases on the host CPU in a sandboxed child.
+//!
+//! Everything but `native` builds on every target, so recorded vectors can be replayed where no x86-64 CPU is.
+//! README.md beside this crate describes the shared addresses, the comparison and the sandbox.
+
+pub mod compare;
+pub mod generate;
+pub mod state;
+pub mod undefined_flags;
+pub mod vectors;
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub mod native;
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub use native::run_native;
+pub use state::{Case, CpuSnapshot, CpuState, Fault, ParseError};
+pub use vectors::{parse_vectors, record};

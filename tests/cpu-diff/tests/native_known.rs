@@ -1,0 +1,317 @@
+//! The native oracle on instructions with known results, its fault classification and its robustness.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
+use rqemu_tests_cpu_diff::generate::{GenOptions, Generator};
+use rqemu_tests_cpu_diff::native::{run_native, try_run_native, NativeOptions};
+use rqemu_tests_cpu_diff::state::*;
+use std::collections::HashMap;
+use std::time::Duration;
+
+const RAX: usize = 0;
+const RCX: usize = 1;
+const RDX: usize = 2;
+const RBX: usize = 3;
+const RBP: usize = 5;
+
+fn case(code: &[u8], f: impl FnOnce(&mut CpuState)) -> Case {
+    let mut init = CpuState::default();
+    init.gpr[RSP] = SCRATCH_STACK_TOP;
+    f(&mut init);
+    Case {
+        init,
+        code: code.to_vec(),
+    }
+}
+
+fn run_one(c: Case) -> CpuSnapshot {
+    run_native(&[c]).pop().unwrap()
+}
+
+#[test]
+fn add_with_carry_sets_flags() {
+    // adc rax, rbx with CF set: -1 + 1 + 1 = 1, carry out, AF, no overflow.
+    let r = run_one(case(&[0x48, 0x11, 0xd8], |s| {
+        s.gpr[RAX] = u64::MAX;
+        s.gpr[RBX] = 1;
+        s.rflags |= flags::CF;
+    }));
+    assert_eq!(r.fault, Fault::None);
+    assert_eq!(r.rip, 3);
+    assert_eq!(r.state.gpr[RAX], 1);
+    assert_eq!(r.state.rflags & flags::STATUS, flags::CF | flags::AF);
+    // add rax, rbx: MAX + 1 overflows into MIN.
+    let r = run_one(case(&[0x48, 0x01, 0xd8], |s| {
+        s.gpr[RAX] = i64::MAX as u64;
+        s.gpr[RBX] = 1;
+    }));
+    assert_eq!(r.state.gpr[RAX], 1 << 63);
+    assert_eq!(
+        r.state.rflags & flags::STATUS,
+        flags::OF | flags::SF | flags::AF | flags::PF
+    );
+}
+
+#[test]
+fn registers_xmm_mxcsr_and_memory_round_trip() {
+    // nop: everything comes back as it went in.
+    let r = run_one(case(&[0x90], |s| {
+        for (i, g) in s.gpr.iter_mut().enumerate() {
+            if i != RSP {
+                *g = 0x0101_0101_0101_0101 * i as u64;
+            }
+        }
+        for (i, x) in s.xmm.iter_mut().enumerate() {
+            *x = u128::MAX / 17 * i as u128;
+        }
+        s.mxcsr = 0x7f80 | 0x40;
+        s.rflags |= flags::OF | flags::ZF;
+        for (i, b) in s.mem.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+    }));
+    assert_eq!(r.fault, Fault::None);
+    assert_eq!(r.state.gpr[RBX], 0x0303_0303_0303_0303);
+    assert_eq!(r.state.gpr[15], 0x0f0f_0f0f_0f0f_0f0f);
+    assert_eq!(r.state.xmm[15], u128::MAX / 17 * 15);
+    assert_eq!(r.state.mxcsr, 0x7fc0);
+    assert_eq!(r.state.rflags & flags::STATUS, flags::OF | flags::ZF);
+    assert_eq!(r.state.mem[200], 200);
+    // mov [rbx+8], rax; push rcx: memory and the scratch stack are captured.
+    let r = run_one(case(&[0x48, 0x89, 0x43, 0x08, 0x51], |s| {
+        s.gpr[RBX] = SCRATCH_ADDR;
+        s.gpr[RAX] = 0x1122_3344_5566_7788;
+        s.gpr[RCX] = 0xaabb;
+    }));
+    assert_eq!(r.fault, Fault::None);
+    assert_eq!(&r.state.mem[8..16], &0x1122_3344_5566_7788u64.to_le_bytes());
+    let top = (SCRATCH_STACK_TOP - SCRATCH_ADDR) as usize;
+    assert_eq!(&r.state.mem[top - 8..top], &0xaabbu64.to_le_bytes());
+    assert_eq!(r.state.gpr[RSP], SCRATCH_STACK_TOP - 8);
+}
+
+#[test]
+fn divide_by_zero_is_de() {
+    // div rcx with rcx = 0: #DE at the div, state unchanged.
+    let c = case(&[0x48, 0xf7, 0xf1], |s| s.gpr[RAX] = 5);
+    let r = run_one(c.clone());
+    assert_eq!(r.fault, Fault::De);
+    assert_eq!(r.rip, 0);
+    // Exactly the state before the instruction (RF, set by fault delivery, is not reported).
+    assert_eq!(r.state, c.init);
+    // idiv ecx: INT_MIN / -1 overflows, also #DE; after a nop the RIP is 1.
+    let r = run_one(case(&[0x90, 0xf7, 0xf9], |s| {
+        s.gpr[RAX] = 0x8000_0000;
+        s.gpr[RDX] = 0xffff_ffff;
+        s.gpr[RCX] = 0xffff_ffff;
+    }));
+    assert_eq!((r.fault, r.rip), (Fault::De, 1));
+}
+
+#[test]
+fn ud2_is_ud() {
+    let r = run_one(case(&[0x0f, 0x0b], |_| {}));
+    assert_eq!((r.fault, r.rip), (Fault::Ud, 0));
+}
+
+#[test]
+fn unmapped_load_is_pf_with_address() {
+    // mov rax, [rbx+0x10]
+    let r = run_one(case(&[0x48, 0x8b, 0x43, 0x10], |s| s.gpr[RBX] = UNMAPPED_ADDR));
+    assert_eq!(
+        r.fault,
+        Fault::Pf {
+            addr: UNMAPPED_ADDR + 0x10,
+            write: false
+        }
+    );
+    // mov [rbx], eax: a write.
+    let r = run_one(case(&[0x89, 0x03], |s| s.gpr[RBX] = UNMAPPED_ADDR + 4));
+    assert_eq!(
+        r.fault,
+        Fault::Pf {
+            addr: UNMAPPED_ADDR + 4,
+            write: true
+        }
+    );
+}
+
+#[test]
+fn misaligned_movdqa_is_gp() {
+    // movdqa xmm0, [rax]
+    let r = run_one(case(&[0x66, 0x0f, 0x6f, 0x00], |s| s.gpr[RAX] = SCRATCH_ADDR + 1));
+    assert_eq!((r.fault, r.rip), (Fault::Gp, 0));
+    let r = run_one(case(&[0x66, 0x0f, 0x6f, 0x00], |s| s.gpr[RAX] = SCRATCH_ADDR + 16));
+    assert_eq!(r.fault, Fault::None);
+}
+
+#[test]
+fn misaligned_access_with_ac_is_ac() {
+    // mov eax, [rbx] with RFLAGS.AC set and a misaligned address.
+    let r = run_one(case(&[0x8b, 0x03], |s| {
+        s.gpr[RBX] = SCRATCH_ADDR + 1;
+        s.rflags |= flags::AC;
+    }));
+    assert_eq!(r.fault, Fault::Ac);
+}
+
+#[test]
+fn clobbering_rsp_and_rbp_returns_cleanly() {
+    // xor esp, esp; mov rbp, -1; then a pop through the clobbered RSP faults, and the next case still runs.
+    let clobber = case(&[0x31, 0xe4, 0x48, 0xc7, 0xc5, 0xff, 0xff, 0xff, 0xff], |_| {});
+    let pop = case(&[0x31, 0xe4, 0x58], |_| {});
+    let after = case(&[0x48, 0xff, 0xc0], |s| s.gpr[RAX] = 41);
+    let r = run_native(&[clobber, pop, after]);
+    assert_eq!(r[0].fault, Fault::None);
+    assert_eq!((r[0].state.gpr[RSP], r[0].state.gpr[RBP]), (0, u64::MAX));
+    assert_eq!((r[1].fault, r[1].rip), (Fault::Pf { addr: 0, write: false }, 2));
+    assert_eq!((r[2].fault, r[2].state.gpr[RAX]), (Fault::None, 42));
+}
+
+#[test]
+fn infinite_loop_times_out_and_the_batch_goes_on() {
+    let opts = NativeOptions {
+        timeout: Duration::from_millis(200),
+        ..NativeOptions::default()
+    };
+    let spin = case(&[0xeb, 0xfe], |_| {});
+    let inc = case(&[0x48, 0xff, 0xc0], |_| {});
+    let r = try_run_native(&[inc.clone(), spin, inc], &opts).unwrap();
+    assert_eq!(r[0].fault, Fault::None);
+    assert_eq!(r[1].fault, Fault::Timeout);
+    assert_eq!((r[2].fault, r[2].state.gpr[RAX]), (Fault::None, 1));
+}
+
+#[test]
+fn a_system_call_kills_only_its_case() {
+    // syscall (exit_group) under seccomp strict: the child dies, the next case runs in a new one.
+    let sys = case(&[0x0f, 0x05], |s| s.gpr[RAX] = 231);
+    let inc = case(&[0x48, 0xff, 0xc0], |_| {});
+    let r = run_native(&[sys, inc]);
+    assert!(matches!(r[0].fault, Fault::Crashed { .. }), "{:?}", r[0].fault);
+    assert_eq!(r[1].fault, Fault::None);
+}
+
+#[test]
+fn generated_cases_run_without_harness_failure_and_deterministically() {
+    let g = Generator::new(GenOptions::default());
+    let cases = g.cases(0x5eed, 10_000);
+    let a = run_native(&cases);
+    let b = run_native(&cases);
+    assert_eq!(a, b);
+    let mut faults: HashMap<String, usize> = HashMap::new();
+    for (c, r) in cases.iter().zip(&a) {
+        let kind = match r.fault {
+            Fault::None | Fault::De => r.fault.to_string(),
+            other => panic!("unexpected {other} for {:02x?}", c.code),
+        };
+        *faults.entry(kind).or_default() += 1;
+        if r.fault == Fault::None {
+            assert_eq!(r.rip, c.end_offset());
+        }
+    }
+    // Most cases complete; divides by zero or overflowing divides raise #DE.
+    assert!(faults["none"] > 9_000, "{faults:?}");
+}
+
+#[test]
+fn generated_sequences_stay_inside_the_scratch_area() {
+    let g = Generator::new(GenOptions {
+        max_insns: 3,
+        ..GenOptions::default()
+    });
+    let cases = g.cases(0xabc, 5_000);
+    for (c, r) in cases.iter().zip(run_native(&cases)) {
+        assert!(
+            matches!(r.fault, Fault::None | Fault::De),
+            "{} for {:02x?}",
+            r.fault,
+            c.code
+        );
+    }
+}
+
+#[test]
+fn native_results_record_and_parse_back() {
+    use rqemu_tests_cpu_diff::compare::{comparable, compare};
+    use rqemu_tests_cpu_diff::{parse_vectors, record};
+    let cases = Generator::new(GenOptions {
+        max_insns: 2,
+        ..GenOptions::default()
+    })
+    .cases(11, 1000);
+    let results = run_native(&cases);
+    let parsed = parse_vectors(&record(&cases, &results)).unwrap();
+    for ((c, r), (pc, pr)) in cases.iter().zip(&results).zip(&parsed) {
+        assert_eq!((c, r), (pc, pr));
+        assert!(comparable(r));
+        assert!(compare(c, r, pr).is_empty());
+    }
+}
+
+/// The flags the manuals call unaffected are unchanged on this CPU (checks the harness's flag capture and the
+/// premises of `undefined_flags.rs`).
+#[test]
+fn unaffected_flags_are_unchanged_natively() {
+    use iced_x86::{Mnemonic as M, OpKind};
+    use rqemu_tests_cpu_diff::compare::decode_case;
+    use rqemu_tests_cpu_diff::undefined_flags::operand_value;
+    let cases = Generator::new(GenOptions::default()).cases(0xf1a9, 10_000);
+    let results = run_native(&cases);
+    let mut checked = 0;
+    for (c, r) in cases.iter().zip(&results) {
+        if r.fault != Fault::None {
+            continue;
+        }
+        let insn = decode_case(c)[0];
+        let m = insn.mnemonic();
+        let name = format!("{m:?}");
+        let count_op = match m {
+            M::Shl | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr => Some(1),
+            M::Shld | M::Shrd => Some(2),
+            _ => None,
+        };
+        let width_mask = if insn.op_kind(0) == OpKind::Register && insn.op_register(0).is_gpr64()
+            || insn.op_kind(0) == OpKind::Memory && insn.memory_size().size() == 8
+        {
+            0x3f
+        } else {
+            0x1f
+        };
+        let unaffected = match m {
+            _ if count_op.is_some_and(|op| operand_value(&insn, op, &c.init) & width_mask == 0) => flags::STATUS,
+            M::Not | M::Movzx | M::Movsx | M::Movsxd | M::Lea | M::Bswap | M::Xchg | M::Nop => flags::STATUS,
+            _ if name.starts_with("Set") || name.starts_with("Cmov") => flags::STATUS,
+            M::Inc | M::Dec => flags::CF,
+            M::Bt | M::Bts | M::Btr | M::Btc => flags::ZF,
+            M::Rol | M::Ror | M::Rcl | M::Rcr => flags::SF | flags::ZF | flags::AF | flags::PF,
+            _ => 0,
+        };
+        assert_eq!(
+            (r.state.rflags ^ c.init.rflags) & unaffected,
+            0,
+            "{insn} changed {unaffected:#x}"
+        );
+        if unaffected != 0 {
+            checked += 1;
+        }
+    }
+    assert!(checked > 2_000, "{checked}");
+}
+
+#[test]
+fn compact_cases_run_too() {
+    let g = Generator::new(GenOptions {
+        compact: true,
+        ..GenOptions::default()
+    });
+    let cases = g.cases(77, 2_000);
+    assert!(cases.iter().all(|c| c.init.xmm == [0; 16]));
+    for (c, r) in cases.iter().zip(run_native(&cases)) {
+        assert!(
+            matches!(r.fault, Fault::None | Fault::De),
+            "{} for {:02x?}",
+            r.fault,
+            c.code
+        );
+    }
+}
