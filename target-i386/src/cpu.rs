@@ -6,6 +6,8 @@
 
 use core::mem::offset_of;
 
+use rqemu_softmmu::TlbTables;
+
 use crate::cc::{self, CcOp};
 
 /// Number of general-purpose registers.
@@ -212,9 +214,10 @@ impl Default for FpuState {
     }
 }
 
-/// The whole architectural state of one x86-64 CPU, plus the words the execution loop and helpers exchange.
+/// The whole architectural state of one x86-64 CPU, plus the words the execution loop and helpers exchange,
+/// and the software TLB tables generated code probes (last, at [`TLB_OFFSET`]).
 #[repr(C)]
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct X86CpuState {
     /// rax ... r15, in encoding order.
     pub regs: [u64; NB_REGS],
@@ -265,9 +268,52 @@ pub struct X86CpuState {
     _pad: u32,
     /// XMM0 to XMM15.
     pub xmm: [u128; 16],
-    // The softmmu TLB tables (one `[TlbEntry; TLB_ENTRIES]` per MMU index, rqemu_include::tlb) will be placed
-    // here, at a fixed offset after the architectural state, when softmmu lands; backends that inline the TLB
-    // fast path find it through that offset. Nothing may be added after this point without moving them.
+    /// The execution loop's exit word ([`rqemu_accel::CpuOps::exit_word_offset`]): low half counts TB starts
+    /// down, high half nonzero requests an exit.
+    pub exit_word: u32,
+    /// Nonzero while the CPU is halted (`hlt`, once it exists; the loop's `check_halted`).
+    pub halted: u32,
+    /// The software TLB, one table per MMU index (see [`crate::machine`] for what each index means). Owned by
+    /// the CPU's [`rqemu_softmmu::SoftMmu`] (`SoftMmu::with_tables`): only its slow path writes it; generated
+    /// code reads it at [`TLB_OFFSET`] from `env`. It stays the last field.
+    pub tlb: TlbTables,
+}
+
+/// Byte offset of the TLB tables in [`X86CpuState`] (the wasm32 backend's `TlbAbi::offset_from_env`).
+pub const TLB_OFFSET: usize = offset_of!(X86CpuState, tlb);
+
+impl core::fmt::Debug for X86CpuState {
+    /// Everything but the TLB tables (64 KiB of entries).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("X86CpuState")
+            .field("regs", &self.regs)
+            .field("rip", &self.rip)
+            .field("eflags", &self.eflags)
+            .field("cc_dst", &self.cc_dst)
+            .field("cc_src", &self.cc_src)
+            .field("cc_src2", &self.cc_src2)
+            .field("cc_op", &self.cc_op)
+            .field("fault", &self.fault)
+            .field("exception_index", &self.exception_index)
+            .field("error_code", &self.error_code)
+            .field("fault_addr", &self.fault_addr)
+            .field("segs", &self.segs)
+            .field("ldt", &self.ldt)
+            .field("tr", &self.tr)
+            .field("gdt", &self.gdt)
+            .field("idt", &self.idt)
+            .field("cr", &self.cr)
+            .field("cr8", &self.cr8)
+            .field("efer", &self.efer)
+            .field("msrs", &self.msrs)
+            .field("dr", &self.dr)
+            .field("fpu", &self.fpu)
+            .field("mxcsr", &self.mxcsr)
+            .field("xmm", &self.xmm)
+            .field("exit_word", &self.exit_word)
+            .field("halted", &self.halted)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for X86CpuState {
@@ -306,6 +352,9 @@ impl X86CpuState {
             mxcsr: 0x1f80,
             _pad: 0,
             xmm: [0; 16],
+            exit_word: 0,
+            halted: 0,
+            tlb: TlbTables::EMPTY,
         }
     }
 
@@ -382,5 +431,8 @@ mod tests {
         assert_eq!(offset_of!(X86CpuState, rip), 128);
         assert_eq!(FAULT_OFFSET % 4, 0);
         assert_eq!(offset_of!(X86CpuState, xmm) % 16, 0);
+        // The tables come last (only the alignment padding of the xmm registers' u128 may follow them).
+        let end = TLB_OFFSET + core::mem::size_of::<TlbTables>();
+        assert!(end <= core::mem::size_of::<X86CpuState>() && core::mem::size_of::<X86CpuState>() - end < 16);
     }
 }

@@ -5,18 +5,20 @@
 //! - [`cc`]: the CC_OP scheme and [`cc::compute_eflags`];
 //! - [`desc`]: the IR globals and helpers ([`I386Target`]);
 //! - [`cpuid`]: what the CPU advertises;
-//! - [`translate`]: [`translate::DisasContext`] with the translator-loop hooks, and [`translate::translate_tb`].
+//! - [`translate`]: [`translate::DisasContext`] with the translator-loop hooks, and [`translate::translate_tb`];
+//! - [`machine`]: [`X86Cpu`], the CPU on the execution loop (`rqemu_accel::CpuOps`) and softmmu.
 //!
-//! What is not here yet: the execution loop (accel), softmmu and its TLB, interrupts, paging, system
-//! instructions, x87/SSE arithmetic.
+//! What is not here yet: interrupts and exception delivery, paging, system instructions, x87/SSE arithmetic.
 
 pub mod cc;
 pub mod cpu;
 pub mod cpuid;
 pub mod desc;
+pub mod machine;
 pub mod translate;
 
 pub use cc::{compute_cf, compute_eflags, CcKind, CcOp, Size};
 pub use cpu::X86CpuState;
 pub use desc::I386Target;
+pub use machine::{MmuHandle, X86Cpu, X86Exception, X86Fill, STOP_EXCEPTION};
 pub use translate::{translate_tb, CodeFetch, DisasContext, FetchFault, TbFlags, TbInfo};

@@ -705,3 +705,22 @@ fn every_byte_word_and_dword_register_maps_to_its_full_register() {
         }
     }
 }
+
+#[test]
+fn cmpxchg_with_the_accumulator_as_destination() {
+    // The accumulator always equals itself: ZF = 1 and the destination (the accumulator) takes the source; the
+    // accumulator is not written back on success (found by cpu-diff).
+    for (code, rax, src, want) in [
+        (&[0x0f, 0xb0, 0xd8][..], 0xdf_u64, 0x80_u64, 0x80_u64), // cmpxchg al, bl
+        (&[0x66, 0x0f, 0xb1, 0xd8][..], 0x1111_5153, 0x2, 0x1111_0002), // cmpxchg ax, bx
+        (&[0x48, 0x0f, 0xb1, 0xd8][..], u64::MAX, 1 << 63, 1 << 63), // cmpxchg rax, rbx
+        (&[0x0f, 0xb1, 0xd8][..], u64::MAX, 7, 7),               // cmpxchg eax, ebx
+    ] {
+        let m = run_with(code, |m| {
+            m.cpu.regs[RAX] = rax;
+            m.cpu.regs[3] = src;
+        });
+        assert_eq!(m.cpu.regs[RAX], want, "{code:02x?}");
+        assert_ne!(m.cpu.rflags() & 0x40, 0, "ZF");
+    }
+}

@@ -1,13 +1,15 @@
 //! `cargo xtask`: rqemu's build, test and bench driver (std only).
 //!
 //! This file parses the command line and dispatches; each command lives in its own module:
-//! [`build`] (per host triple), [`test`] (every test, the wasm32 part, bless), [`bench`], [`lint`].
+//! [`build`] (per host triple), [`test`] (every test, the wasm32 part, bless), [`bench`], [`lint`], [`fuzz`]
+//! (`fuzz-cpu`, the differential CPU test).
 //! The wasm32 toolchain (Debian's `rustc-web` with `-Zbuild-std`, rustup's `rust-lld`, Node) is found or
 //! installed by [`wasm`] and [`setup`]; [`cmd`] runs and echoes child processes.
 
 mod bench;
 mod build;
 mod cmd;
+mod fuzz;
 mod lint;
 mod setup;
 mod test;
@@ -30,6 +32,10 @@ commands:
                   conformance suite under Node
   bench tci       the tci benchmark, natively and on wasm32 under Node
   bench wasm32    the wasm32 backend under Node: hot loop vs tci, compile cost, thresholds
+  fuzz-cpu [--cases N] [--seed S] [--backend tci|wasm32]
+                  differential test of the x86-64 frontend against this machine's CPU (x86-64
+                  Linux): N generated cases (default 10000) from seed S (default 1), run natively and
+                  on rqemu; prints mismatches and a `cpu-diff:` line, fails on any mismatch
   bless           re-run the tests with RQEMU_BLESS=1: golden tests rewrite their expected files
   lint            `cargo fmt --all --check` and `cargo clippy --workspace --all-targets -- -D warnings`
   help            this text
@@ -141,6 +147,16 @@ fn dispatch(mut argv: Vec<String>) -> Result {
                     "unknown benchmark `{other}` (known: tci, wasm32)"
                 ))),
             }
+        }
+        "fuzz-cpu" => {
+            let cases = fuzz::number("--cases", args.value("--cases")?, 10_000)?;
+            let seed = fuzz::number("--seed", args.value("--seed")?, 1)?;
+            let backend = match args.value("--backend")? {
+                Some(b) => fuzz::Backend::parse(&b)?,
+                None => fuzz::Backend::Tci,
+            };
+            args.finish()?;
+            fuzz::fuzz_cpu(fuzz::FuzzOptions { cases, seed, backend })
         }
         "bless" => args.finish().and_then(|()| test::bless()),
         "lint" => args.finish().and_then(|()| lint::lint()),

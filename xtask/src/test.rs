@@ -2,8 +2,9 @@
 //!
 //! `test` runs the native tests (`cargo test --workspace --no-fail-fast`, showing the output of passing tests
 //! so the conformance summary lines are in the log), then the wasm32 part, and ends with a summary naming each
-//! part, its time and its `conformance:` lines. A part that prints no `backend=tci` conformance line fails:
-//! the suite must have run on tci. The wasm32 part runs the JS TB host's tests (`node --test
+//! part, its time and its `conformance:` and `cpu-diff:` lines. A part that prints no `backend=tci` conformance
+//! line fails: the suite must have run on tci. Between the two, the `cpu-diff` part runs `fuzz-cpu` at CI size
+//! on tci (50,000 cases, fixed seed) and requires `mismatches=0`. The wasm32 part runs the JS TB host's tests (`node --test
 //! tcg/wasm32/js/`), builds `tests/wasm` and runs, under Node: `selftest` (64-bit arithmetic on the 32-bit
 //! host), `selftest_panic` (a panic must print its message and trap), `conformance_tci`, then the wasm32
 //! backend for real: `wasm32_smoke`, `conformance_wasm32` (a `backend=wasm32` line is required) and
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::cmd::Cmd;
-use crate::{failed, wasm, Result};
+use crate::{failed, fuzz, wasm, Result};
 
 /// One part of the test run, as the summary reports it.
 struct Part {
@@ -48,7 +49,7 @@ const TB_HOST_TESTS: &str = "tcg/wasm32/js/";
 
 /// Every test; fails if any part fails.
 pub fn test() -> Result {
-    let parts = [native(), wasm32()];
+    let parts = [native(), cpu_diff(), wasm32()];
     summarize("test", &parts)
 }
 
@@ -74,6 +75,40 @@ fn native() -> Part {
             .args(["test", "--workspace", "--no-fail-fast", "--", "--show-output"])
             .run_tee(is_summary_line);
         (require_conformance(tee.result, &tee.kept, "tci"), tee.kept)
+    })
+}
+
+/// Cases and seed of the differential CPU test `test` runs (issue 4: CI runs at least 50,000 cases on tci).
+const CPU_DIFF_CASES: u64 = 50_000;
+const CPU_DIFF_SEED: u64 = 20_261_124;
+
+/// `fuzz-cpu` on tci at CI size (x86-64 Linux hosts only: the oracle is the host CPU). Its `cpu-diff:` line must
+/// say `mismatches=0`.
+fn cpu_diff() -> Part {
+    timed("cpu-diff", || {
+        if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+            return (
+                Ok(()),
+                vec!["cpu-diff: skipped (needs an x86-64 Linux host)".to_string()],
+            );
+        }
+        let tee = fuzz::run(fuzz::FuzzOptions {
+            cases: CPU_DIFF_CASES,
+            seed: CPU_DIFF_SEED,
+            backend: fuzz::Backend::Tci,
+        });
+        let result = tee.result.and_then(|()| {
+            if tee
+                .kept
+                .iter()
+                .any(|l| l.contains(" backend=tci ") && l.ends_with(" mismatches=0"))
+            {
+                Ok(())
+            } else {
+                Err(failed("no `cpu-diff: backend=tci ... mismatches=0` line was printed"))
+            }
+        });
+        (result, tee.kept)
     })
 }
 

@@ -376,8 +376,11 @@ impl DisasContext<'_> {
             let t = gen_ext(f, Size::L, false, old);
             f.movcond(Cond::Eq, rax, acc, old, rax, t);
         } else {
+            // On success the accumulator is not written: when it is also the destination (cmpxchg al, bl), it
+            // keeps the source just stored there.
+            let cur = self.read_reg_n(f, crate::cpu::reg::RAX, size);
             let v = f.new_ebb_temp(Type::I64);
-            f.movcond(Cond::Eq, v, acc, old, acc, old);
+            f.movcond(Cond::Eq, v, acc, old, cur, old);
             self.write_reg_n(f, crate::cpu::reg::RAX, size, v);
         }
         let diff = f.new_ebb_temp(Type::I64);

@@ -7,6 +7,7 @@
 //! - `compare`: comparing a snapshot from rqemu with the oracle's, masking undefined flags; the `CpuUnderTest`
 //!   trait the emulator side implements and `run_diff`, which prints the `cpu-diff:` summary line;
 //! - `vectors`: the recorded-vector text format (record natively, replay anywhere, e.g. on wasm32);
+//! - `rqemu`: the CPU under test, rqemu's frontend on tci (or wasm32, feature `wasm32`);
 //! - `native` (x86-64 Linux only): the oracle that runs cases on the host CPU in a sandboxed child.
 //!
 //! Everything but `native` builds on every target, so recorded vectors can be replayed where no x86-64 CPU is.
@@ -14,6 +15,7 @@
 
 pub mod compare;
 pub mod generate;
+pub mod rqemu;
 pub mod state;
 pub mod undefined_flags;
 pub mod vectors;
