@@ -10,6 +10,7 @@
 //!
 //! What is not here yet: interrupts and exception delivery, paging, system instructions, x87/SSE arithmetic.
 
+pub mod bench;
 pub mod cc;
 pub mod cpu;
 pub mod cpuid;

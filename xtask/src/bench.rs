@@ -1,6 +1,8 @@
 //! `cargo xtask bench tci`: the tci benchmark natively (`tci-bench`) and on wasm32 under Node (the
 //! `bench_tci` export of `tests/wasm`); `cargo xtask bench wasm32`: the wasm32 backend under Node (the
-//! `bench_wasm32` export). Both print a header naming the machine, so reports can be compared.
+//! `bench_wasm32` export); `cargo xtask bench cpu`: issue 4's x86-64 guest kernels natively on tci (the
+//! `cpu_bench` example of rqemu-target-i386) and under Node on tci and tci + wasm32 (the `bench_cpu`
+//! export). All print a header naming the machine, so reports can be compared.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -38,6 +40,41 @@ pub fn wasm32() -> Result {
     print_header("wasm32", Some(&tc));
     println!("\n== wasm32 backend on wasm32-unknown-unknown (Node, release) ==");
     wasm::node(&wasm::build_tests(&tc)?, "bench_wasm32").run()
+}
+
+/// The x86-64 guest kernels (`rqemu_target_i386::bench`): natively on tci, then under Node on tci and on tci
+/// with the wasm32 backend as the hot tier; fails if either part failed.
+pub fn cpu() -> Result {
+    let tc = wasm::toolchain();
+    print_header("cpu", tc.as_ref().ok());
+
+    println!("\n### x86_64-unknown-linux-gnu (native, release): tci\n");
+    let native = Cmd::cargo()
+        .args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "rqemu-target-i386",
+            "--example",
+            "cpu_bench",
+            "--",
+            "10",
+        ])
+        .run();
+
+    println!("\n### wasm32-unknown-unknown (Node, release): tci and tci + wasm32\n");
+    let wasm32 = tc.and_then(|tc| wasm::node(&wasm::build_tests(&tc)?, "bench_cpu").run());
+
+    let errors: Vec<String> = [native, wasm32]
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| e.to_string()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(failed(errors.join("; ")))
+    }
 }
 
 /// Prints the header as a Markdown list (the reports below it are Markdown too, for docs/PERF.md).

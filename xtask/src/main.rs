@@ -32,6 +32,7 @@ commands:
                   conformance suite under Node
   bench tci       the tci benchmark, natively and on wasm32 under Node
   bench wasm32    the wasm32 backend under Node: hot loop vs tci, compile cost, thresholds
+  bench cpu       x86-64 guest kernels (issue 4): tci natively, tci and tci + wasm32 under Node
   fuzz-cpu [--cases N] [--seed S] [--backend tci|wasm32]
                   differential test of the x86-64 frontend against this machine's CPU (x86-64
                   Linux): N generated cases (default 10000) from seed S (default 1), run natively and
@@ -138,13 +139,14 @@ fn dispatch(mut argv: Vec<String>) -> Result {
         "test" => args.finish().and_then(|()| test::test()),
         "test-wasm" => args.finish().and_then(|()| test::test_wasm()),
         "bench" => {
-            let which = args.positional("benchmark name (tci, wasm32)")?;
+            let which = args.positional("benchmark name (tci, wasm32, cpu)")?;
             args.finish()?;
             match which.as_str() {
                 "tci" => bench::tci(),
                 "wasm32" => bench::wasm32(),
+                "cpu" => bench::cpu(),
                 other => Err(Error::Usage(format!(
-                    "unknown benchmark `{other}` (known: tci, wasm32)"
+                    "unknown benchmark `{other}` (known: tci, wasm32, cpu)"
                 ))),
             }
         }

@@ -4,11 +4,13 @@
 //! so the conformance summary lines are in the log), then the wasm32 part, and ends with a summary naming each
 //! part, its time and its `conformance:` and `cpu-diff:` lines. A part that prints no `backend=tci` conformance
 //! line fails: the suite must have run on tci. Between the two, the `cpu-diff` part runs `fuzz-cpu` at CI size
-//! on tci (50,000 cases, fixed seed) and requires `mismatches=0`. The wasm32 part runs the JS TB host's tests (`node --test
+//! on tci (50,000 cases, fixed seed), then on wasm32 (20,000 cases, same seed), and requires `mismatches=0` of
+//! both. The wasm32 part runs the JS TB host's tests (`node --test
 //! tcg/wasm32/js/`), builds `tests/wasm` and runs, under Node: `selftest` (64-bit arithmetic on the 32-bit
 //! host), `selftest_panic` (a panic must print its message and trap), `conformance_tci`, then the wasm32
 //! backend for real: `wasm32_smoke`, `conformance_wasm32` (a `backend=wasm32` line is required) and
-//! `tiering_wasm32` (tiering, eviction, flush and chaining).
+//! `tiering_wasm32` (tiering, eviction, flush and chaining), and `cpu_replay` (x86-64 vectors recorded on the CPU,
+//! `tests/cpu-diff/vectors/`, replayed on tci and wasm32 with `mismatches=0` required for both).
 
 use std::path::Path;
 use std::time::Instant;
@@ -39,6 +41,7 @@ fn is_wasm32_summary_line(line: &str) -> bool {
     is_conformance_line(line)
         || line.starts_with("tiering-wasm32: ")
         || line.starts_with("wasm32-smoke: ok")
+        || line.starts_with("cpu-diff: ")
         || line.contains("FAILED")
         || line.starts_with("# pass ")
         || line.starts_with("# fail ")
@@ -81,9 +84,11 @@ fn native() -> Part {
 /// Cases and seed of the differential CPU test `test` runs (issue 4: CI runs at least 50,000 cases on tci).
 const CPU_DIFF_CASES: u64 = 50_000;
 const CPU_DIFF_SEED: u64 = 20_261_124;
+/// Cases of the same test through the wasm32 backend on its embedded engine (same seed).
+const CPU_DIFF_CASES_WASM32: u64 = 20_000;
 
-/// `fuzz-cpu` on tci at CI size (x86-64 Linux hosts only: the oracle is the host CPU). Its `cpu-diff:` line must
-/// say `mismatches=0`.
+/// `fuzz-cpu` on tci at CI size, then on wasm32 (x86-64 Linux hosts only: the oracle is the host CPU). Each
+/// run's `cpu-diff:` line must say `mismatches=0`.
 fn cpu_diff() -> Part {
     timed("cpu-diff", || {
         if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
@@ -92,23 +97,37 @@ fn cpu_diff() -> Part {
                 vec!["cpu-diff: skipped (needs an x86-64 Linux host)".to_string()],
             );
         }
-        let tee = fuzz::run(fuzz::FuzzOptions {
-            cases: CPU_DIFF_CASES,
-            seed: CPU_DIFF_SEED,
-            backend: fuzz::Backend::Tci,
-        });
-        let result = tee.result.and_then(|()| {
-            if tee
-                .kept
-                .iter()
-                .any(|l| l.contains(" backend=tci ") && l.ends_with(" mismatches=0"))
-            {
-                Ok(())
-            } else {
-                Err(failed("no `cpu-diff: backend=tci ... mismatches=0` line was printed"))
+        let mut result = Ok(());
+        let mut lines = Vec::new();
+        for (backend, name, cases) in [
+            (fuzz::Backend::Tci, "tci", CPU_DIFF_CASES),
+            (fuzz::Backend::Wasm32, "wasm32", CPU_DIFF_CASES_WASM32),
+        ] {
+            let tee = fuzz::run(fuzz::FuzzOptions {
+                cases,
+                seed: CPU_DIFF_SEED,
+                backend,
+            });
+            let this = tee.result.and_then(|()| {
+                let backend = format!(" backend={name} ");
+                if tee
+                    .kept
+                    .iter()
+                    .any(|l| l.contains(&backend) && l.ends_with(" mismatches=0"))
+                {
+                    Ok(())
+                } else {
+                    Err(failed(format!(
+                        "no `cpu-diff: backend={name} ... mismatches=0` line was printed"
+                    )))
+                }
+            });
+            lines.extend(tee.kept);
+            if result.is_ok() {
+                result = this;
             }
-        });
-        (result, tee.kept)
+        }
+        (result, lines)
     })
 }
 
@@ -134,6 +153,7 @@ fn wasm32() -> Part {
                     "wasm32_smoke",
                     "conformance_wasm32",
                     "tiering_wasm32",
+                    "cpu_replay",
                 ] {
                     let tee = wasm::node(&module, export).run_tee(is_wasm32_summary_line);
                     lines.extend(tee.kept);
@@ -144,6 +164,14 @@ fn wasm32() -> Part {
                 for backend in ["tci", "wasm32"] {
                     if let Err(e) = require_conformance(Ok(()), &lines, backend) {
                         errors.push(e.to_string());
+                    }
+                    // `cpu_replay`: the natively recorded x86-64 vectors, replayed without mismatches.
+                    let replayed = format!("cpu-diff: backend={backend} host=wasm32-node ");
+                    if !lines
+                        .iter()
+                        .any(|l| l.starts_with(&replayed) && l.ends_with(" mismatches=0"))
+                    {
+                        errors.push(format!("no `{replayed}... mismatches=0` line was printed"));
                     }
                 }
                 if errors.is_empty() {

@@ -12,6 +12,7 @@ use rqemu_tcg::backend::GroupMember;
 use rqemu_tcg::conformance::FlatMemory;
 use rqemu_tcg::parse::parse;
 use rqemu_tcg::prepare::prepare;
+use rqemu_tcg::semantics::eval_cond;
 use rqemu_tcg::{Backend, CompiledTb, ExecContext, Func, TargetDesc, TbExit, Type};
 use rqemu_tcg_wasm32::engine::EmbeddedWasm32;
 use rqemu_tcg_wasm32::{ModuleStats, TlbAbi};
@@ -539,4 +540,75 @@ fn random_control_flow_matches_a_model() {
         stats.structured_loops > 500 && stats.dispatched_branches > 100,
         "{stats:?}"
     );
+}
+
+/// `movcond` at both widths, for every condition, against a zero, a nonzero constant and a temp, choosing
+/// between a temp and a constant either way round, into a fresh temp and into its own first value (the
+/// x86 frontend's "flags unchanged when the shift count masks to 0" is `movcond d, c, 0, d, k, eq`).
+/// wasmi 2.0.0 miscompiled `local.get d; i32.const 51; local.get c; i32.eqz; select; local.set d` (it
+/// stored 51 with `c` = 0), and any i32 `select` on `i32.eqz x` or `i32.ne x, 0` (whatever the output and
+/// the arms): the codegen selects on `x` itself instead (`Movcond` in `codegen/ops.rs`).
+#[test]
+fn movcond_matches_the_ir_semantics() {
+    let conds = [
+        "never", "always", "eq", "ne", "lt", "ge", "le", "gt", "ltu", "geu", "leu", "gtu", "tsteq", "tstne",
+    ];
+    let values = [
+        (4u64, 0u64),
+        (4, 1),
+        (0x33, 0),
+        (0, 7),
+        (0, 0),
+        (9, 0x1_0000_0000),
+        (5, 5),
+        (u64::MAX, 5),
+    ];
+    for (ty, irty, off, len) in [("i64", Type::I64, 8, 8), ("i32", Type::I32, 24, 4)] {
+        let load = if ty == "i64" {
+            "mov_i64 t20, x0\nmov_i64 t21, x1"
+        } else {
+            "mov_i32 t20, w0\nextrl_i64_i32 t21, x1"
+        };
+        let global = if ty == "i64" { "x0" } else { "w0" };
+        for cond in conds {
+            for (c1, c2) in [("t21", "$0x0"), ("t21", "$0x5"), ("t21", "t20"), ("$0x0", "t21")] {
+                for (v1, v2) in [("t20", "$0x33"), ("$0x33", "t20"), ("t20", "t21")] {
+                    for out in ["t20", "t22"] {
+                        let text = format!(
+                            "insn_start 0x0, 0x0, 0x0\n{load}\nmovcond_{ty} {out}, {c1}, {c2}, {v1}, {v2}, {cond}\n\
+                             mov_{ty} {global}, {out}\nexit_tb 0x0\n"
+                        );
+                        let mut be = common::Validating::new(EmbeddedWasm32::new());
+                        let tb = be.compile(&func(&text)).expect("compiles");
+                        let mut mem = FlatMemory::new(0, 8);
+                        for (old, x1) in values {
+                            let mut env = state();
+                            env[off..off + len].copy_from_slice(&old.to_le_bytes()[..len]);
+                            env[16..24].copy_from_slice(&x1.to_le_bytes());
+                            let exit = run(&*tb, &mut env, &mut mem);
+                            let (d, c) = (old & irty.mask(), x1 & irty.mask());
+                            let val = |v: &str| match v {
+                                "t20" => d,
+                                "t21" => c,
+                                "$0x0" => 0,
+                                "$0x5" => 5,
+                                _ => 0x33,
+                            };
+                            let cond = rqemu_tcg::Cond::from_name(cond).expect("condition");
+                            let want = if eval_cond(cond, irty, val(c1), val(c2)) {
+                                val(v1)
+                            } else {
+                                val(v2)
+                            };
+                            assert_eq!(
+                                (exit, get(&env, off, len)),
+                                (TbExit::Exit(0), want),
+                                "{text}old = {old:#x}, x1 = {x1:#x}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -245,6 +245,16 @@ impl Report {
             self.mismatches.len()
         )
     }
+
+    /// The summary line with the host the replay ran on: `cpu-diff: backend=<b> host=<h> cases=N mnemonics=M
+    /// mismatches=K` (recorded vectors replayed, e.g. on wasm32 under Node).
+    pub fn summary_on(&self, backend: &str, host: &str) -> String {
+        self.summary(backend).replacen(
+            &format!("backend={backend} "),
+            &format!("backend={backend} host={host} "),
+            1,
+        )
+    }
 }
 
 /// Runs every vector (case with the oracle's snapshot) on `cpu` and compares.

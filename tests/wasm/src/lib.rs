@@ -6,15 +6,20 @@
 //! - `selftest_panic()`: panics on purpose; the runner must print the message and report a trap.
 //! - `conformance_tci() -> u32`: the TCG conformance suite on the tci backend; returns the failure count.
 //! - `bench_tci()`: the tci benchmark, timed with the host's clock.
+//! - `cpu_replay() -> u32`: the natively recorded x86-64 vectors replayed on rqemu ([`cpu_replay`]).
 //! - on wasm32 only, the wasm32 backend for real ([`wasm32`]): `wasm32_smoke() -> u32`,
-//!   `conformance_wasm32() -> u32`, `tiering_wasm32() -> u32`, and `bench_wasm32()` ([`bench_wasm32`]).
+//!   `conformance_wasm32() -> u32`, `tiering_wasm32() -> u32`, `bench_wasm32()` ([`bench_wasm32`]), and
+//!   `bench_cpu() -> u32` ([`bench_cpu`]: the x86-64 guest kernels on tci and tci + wasm32).
 //!
 //! Only the wasm32 build is meaningful; natively the crate compiles to the same exports writing to stdout
 //! (minus the wasm32 backend's, which needs a Wasm host), so `cargo test --workspace` checks it too. Host
 //! imports and the panic hook live in [`host`].
 
 #[cfg(target_arch = "wasm32")]
+pub mod bench_cpu;
+#[cfg(target_arch = "wasm32")]
 pub mod bench_wasm32;
+pub mod cpu_replay;
 mod host;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm32;

@@ -189,9 +189,26 @@ impl FnGen<'_> {
                 self.set(op.out(0), ty)
             }
             Movcond => {
-                self.input(op, 2)?;
-                self.input(op, 3)?;
-                self.cond(op.cond(), ty, op.input(0), op.input(1))?;
+                // An i32 `select` on `x == 0` / `x != 0` selects on `x` itself (arms swapped for `==`): wasmi
+                // 2.0.0 miscompiles an i32 `select` whose condition is `i32.eqz x` or `i32.ne x, 0` (it picks
+                // the wrong arm; test `movcond_matches_the_ir_semantics`). Free in optimizing engines.
+                let zero = |t: Temp| self.func.const_value(t) == Some(0);
+                let tested = match (op.input(0), op.input(1)) {
+                    (x, z) | (z, x) if ty == Type::I32 && zero(z) && matches!(op.cond(), Cond::Eq | Cond::Ne) => {
+                        Some(x)
+                    }
+                    _ => None,
+                };
+                if let Some(x) = tested {
+                    let (yes, no) = if op.cond() == Cond::Eq { (3, 2) } else { (2, 3) };
+                    self.input(op, yes)?;
+                    self.input(op, no)?;
+                    self.get_as(x, ty)?;
+                } else {
+                    self.input(op, 2)?;
+                    self.input(op, 3)?;
+                    self.cond(op.cond(), ty, op.input(0), op.input(1))?;
+                }
                 self.code.push(I::Select);
                 self.set(op.out(0), ty)
             }
