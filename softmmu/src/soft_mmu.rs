@@ -16,13 +16,12 @@
 
 use core::ptr::NonNull;
 
-use rqemu_include::tlb::{TLB_MMIO, TLB_NOTDIRTY};
 use rqemu_include::{GuestPhysAddr, GuestVirtAddr, MemOp, MmuIdx, TlbEntry, TARGET_PAGE_MASK, TARGET_PAGE_SIZE};
 use rqemu_tcg::{GuestMemory, MemFault};
 
 use crate::address_space::AddressSpace;
 use crate::device::size_mask;
-use crate::fill::{Access, Prot, TlbFill};
+use crate::fill::{Access, TlbFill};
 use crate::ioport::IoSpace;
 use crate::tlb::{FullEntry, Tlb, TlbTables};
 
@@ -161,8 +160,13 @@ impl<F: TlbFill> SoftMmu<F> {
     }
 
     /// Translates the page of `vaddr`, from the TLB or through the target's hook (filling the TLB).
+    /// A miss in the table checks the victim TLB before calling the hook.
     fn translate(&mut self, vaddr: GuestVirtAddr, access: Access, mmu: MmuIdx, probe: bool) -> Result<Page, MemFault> {
-        if let Some(full) = self.tlb.lookup(mmu, vaddr, access) {
+        let hit = self
+            .tlb
+            .lookup(mmu, vaddr, access)
+            .or_else(|| self.tlb.victim_lookup(mmu, vaddr, access));
+        if let Some(full) = hit {
             return Ok(Page {
                 ppage: full.ppage,
                 host: full.host.filter(|_| access != Access::Write || full.writable),
@@ -179,25 +183,7 @@ impl<F: TlbFill> SoftMmu<F> {
         let ram = self.space.ram_page(ppage);
         let host = ram.map(|r| r.host);
         let writable = ram.is_some_and(|r| r.writable);
-        // Pages that are not wholly RAM are dispatched per access: every kind of access takes the slow path.
-        // So are writes to ROM, which the address space drops.
-        let flags = if host.is_some() { 0 } else { TLB_MMIO };
-        let write_flags = if writable { flags } else { TLB_MMIO };
         let code = host.is_some() && self.space.is_code_page(ppage);
-        let tag = |p: Prot, extra: u64| {
-            if t.prot.contains(p) {
-                vpage | extra
-            } else {
-                u64::MAX
-            }
-        };
-        let entry = TlbEntry {
-            addr_read: tag(Prot::READ, flags),
-            addr_write: tag(Prot::WRITE, write_flags | if code { TLB_NOTDIRTY } else { 0 }),
-            addr_code: tag(Prot::EXEC, flags),
-            // host = vaddr + addend in the host's pointer width (wrapping on 32-bit hosts by design).
-            addend: host.map_or(0, |h| h.wrapping_sub(vpage as usize)),
-        };
         let full = FullEntry {
             vpage,
             ppage,
@@ -206,7 +192,7 @@ impl<F: TlbFill> SoftMmu<F> {
             prot: t.prot,
             code,
         };
-        self.tlb.set(mmu, entry, full, t.page_size);
+        self.tlb.set(mmu, full, t.page_size);
         Ok(Page {
             ppage,
             host: host.filter(|_| access != Access::Write || writable),

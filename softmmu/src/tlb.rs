@@ -7,10 +7,18 @@
 //! takes the physical page and host address from its own record of the fill, so a CPU state that was zeroed or
 //! scribbled on can send an access to the slow path but never to a wild host address from here.
 //! Filling and the access paths are in [`crate::SoftMmu`].
+//!
+//! Victim TLB (QEMU's `vtlb`): each MMU index also keeps the last [`VICTIM_ENTRIES`] records evicted from its
+//! direct-mapped table, fully associative, in the private side only (generated code never probes them). A
+//! refill that replaces an entry of another page moves that page's record there; the slow path checks them
+//! before calling the target's `tlb_fill`, and on a hit swaps the victim with the entry in the table, so the
+//! inlined fast path hits next time. A victim keeps only the verified [`FullEntry`], never a copy of the
+//! table's bytes: the table entry is rebuilt from it on the swap ([`FullEntry::entry`]), so a scribbled table
+//! cannot be laundered into a trusted entry. Every flush clears the victims it covers.
 
 use core::ptr::NonNull;
 
-use rqemu_include::tlb::{tlb_index, TLB_ENTRIES, TLB_ENTRY_SIZE, TLB_INVALID, TLB_NOTDIRTY};
+use rqemu_include::tlb::{tlb_index, TLB_ENTRIES, TLB_ENTRY_SIZE, TLB_INVALID, TLB_MMIO, TLB_NOTDIRTY};
 use rqemu_include::{GuestPhysAddr, GuestVirtAddr, MmuIdx, TlbEntry, NB_MMU_MODES, TARGET_PAGE_MASK, TARGET_PAGE_SIZE};
 
 use crate::fill::{Access, Prot};
@@ -82,13 +90,45 @@ impl FullEntry {
         prot: Prot::empty(),
         code: false,
     };
+
+    /// The table entry generated code probes for this record: tags for what `prot` allows, [`TLB_MMIO`] when
+    /// the page is not all RAM (and on writes when it is not writable), [`TLB_NOTDIRTY`] on writes to a code
+    /// page, and the addend of `host`.
+    pub fn entry(&self) -> TlbEntry {
+        let vpage = self.vpage;
+        // Pages that are not wholly RAM are dispatched per access: every kind of access takes the slow path.
+        // So are writes to ROM, which the address space drops.
+        let flags = if self.host.is_some() { 0 } else { TLB_MMIO };
+        let write_flags = if self.writable { flags } else { TLB_MMIO };
+        let tag = |p: Prot, extra: u64| {
+            if self.prot.contains(p) {
+                vpage | extra
+            } else {
+                u64::MAX
+            }
+        };
+        TlbEntry {
+            addr_read: tag(Prot::READ, flags),
+            addr_write: tag(Prot::WRITE, write_flags | if self.code { TLB_NOTDIRTY } else { 0 }),
+            addr_code: tag(Prot::EXEC, flags),
+            // host = vaddr + addend in the host's pointer width (wrapping on 32-bit hosts by design).
+            addend: self.host.map_or(0, |h| h.wrapping_sub(vpage as usize)),
+        }
+    }
 }
+
+/// Victim-TLB entries per MMU index (QEMU's `CPU_VTLB_SIZE`).
+pub(crate) const VICTIM_ENTRIES: usize = 8;
 
 /// Softmmu's state for one MMU index.
 struct MmuDesc {
     /// `(addr, mask)` covering every large page filled since the last flush of this index.
     large_page: Option<(u64, u64)>,
     full: Box<[FullEntry]>,
+    /// Records evicted from `full`, fully associative; [`FullEntry::EMPTY`] when unused.
+    victim: [FullEntry; VICTIM_ENTRIES],
+    /// The victim slot the next eviction overwrites (round robin).
+    victim_next: usize,
 }
 
 impl MmuDesc {
@@ -96,6 +136,15 @@ impl MmuDesc {
         MmuDesc {
             large_page: None,
             full: vec![FullEntry::EMPTY; TLB_ENTRIES].into_boxed_slice(),
+            victim: [FullEntry::EMPTY; VICTIM_ENTRIES],
+            victim_next: 0,
+        }
+    }
+
+    /// Drops every victim record of `vpage`.
+    fn flush_victims(&mut self, vpage: GuestVirtAddr) {
+        for v in self.victim.iter_mut().filter(|v| v.vpage == vpage) {
+            *v = FullEntry::EMPTY;
         }
     }
 }
@@ -167,10 +216,19 @@ impl Tlb {
     }
 
     /// Installs an entry for `full.vpage` in `mmu`, noting a large page of `page_size` bytes.
-    pub fn set(&mut self, mmu: MmuIdx, entry: TlbEntry, full: FullEntry, page_size: u64) {
+    ///
+    /// A record of another page in that slot moves to the victim TLB; victim records of `full.vpage` are
+    /// dropped (the new fill supersedes them).
+    pub fn set(&mut self, mmu: MmuIdx, full: FullEntry, page_size: u64) {
         let idx = tlb_index(full.vpage);
-        self.table(mmu.index())[idx] = entry;
+        self.table(mmu.index())[idx] = full.entry();
         let desc = &mut self.desc[mmu.index()];
+        desc.flush_victims(full.vpage);
+        let old = desc.full[idx];
+        if old.vpage != FullEntry::EMPTY.vpage && old.vpage != full.vpage {
+            desc.victim[desc.victim_next] = old;
+            desc.victim_next = (desc.victim_next + 1) % VICTIM_ENTRIES;
+        }
         desc.full[idx] = full;
         if page_size > TARGET_PAGE_SIZE && page_size.is_power_of_two() {
             // QEMU's tlb_add_large_page: widen the mask until one aligned range covers the old and new pages.
@@ -189,6 +247,27 @@ impl Tlb {
         }
     }
 
+    /// Looks `vaddr`'s page up in `mmu`'s victim TLB after [`Tlb::lookup`] missed. On a hit for `access`,
+    /// swaps the victim with the table's slot (whose record, if any, becomes the victim) and rebuilds the
+    /// table entry from the victim's record, then returns that record.
+    pub fn victim_lookup(&mut self, mmu: MmuIdx, vaddr: GuestVirtAddr, access: Access) -> Option<FullEntry> {
+        let vpage = vaddr & TARGET_PAGE_MASK;
+        let idx = tlb_index(vaddr);
+        let m = mmu.index();
+        let desc = &mut self.desc[m];
+        let slot = desc
+            .victim
+            .iter()
+            .position(|v| v.vpage == vpage && v.prot.allows(access))?;
+        let hit = desc.victim[slot];
+        let old = desc.full[idx];
+        // The slot's record goes to the victim TLB unless it is empty or (stale table bytes) the same page.
+        desc.victim[slot] = if old.vpage == vpage { FullEntry::EMPTY } else { old };
+        desc.full[idx] = hit;
+        self.table(m)[idx] = hit.entry();
+        Some(hit)
+    }
+
     /// Empties every table.
     pub fn flush_all(&mut self) {
         for m in 0..NB_MMU_MODES {
@@ -205,6 +284,8 @@ impl Tlb {
         self.table(m).fill(TlbEntry::EMPTY);
         let desc = &mut self.desc[m];
         desc.full.fill(FullEntry::EMPTY);
+        desc.victim = [FullEntry::EMPTY; VICTIM_ENTRIES];
+        desc.victim_next = 0;
         desc.large_page = None;
     }
 
@@ -219,6 +300,7 @@ impl Tlb {
             }
         }
         let vpage = vaddr & TARGET_PAGE_MASK;
+        self.desc[m].flush_victims(vpage);
         let idx = tlb_index(vaddr);
         let e = self.table(m)[idx];
         let maps = [e.addr_read, e.addr_write, e.addr_code]
@@ -241,8 +323,12 @@ impl Tlb {
 
     /// Sets or clears [`TLB_NOTDIRTY`] in the write tag of every entry that maps the RAM page at `host`, so
     /// that generated code's stores to it take (or stop taking) the slow path.
+    /// Victim records of the page follow, so that a swap back rebuilds the write tag with the mark.
     pub fn set_notdirty(&mut self, host: usize, on: bool) {
         for m in 0..NB_MMU_MODES {
+            for v in self.desc[m].victim.iter_mut().filter(|v| v.host == Some(host)) {
+                v.code = on;
+            }
             for idx in 0..TLB_ENTRIES {
                 let full = &mut self.desc[m].full[idx];
                 if full.host != Some(host) {

@@ -4,11 +4,11 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use rqemu_include::tlb::{TLB_INVALID, TLB_MMIO, TLB_NOTDIRTY};
+use rqemu_include::tlb::{tlb_index, TLB_ENTRIES, TLB_INVALID, TLB_MMIO, TLB_NOTDIRTY};
 
 use super::*;
 use crate::address_space::tests::{probe, Probe};
-use crate::fill::{IdentityFill, RecordedFault, Translation};
+use crate::fill::{IdentityFill, Prot, RecordedFault, Translation};
 use crate::ram::RamBlock;
 
 const RAM_SIZE: u64 = 0x10_0000;
@@ -522,4 +522,130 @@ fn rom_page_reads_fast_and_drops_writes() {
     let mut buf = [0u8; 2];
     assert_eq!(m.fetch_code(0xffff_f000, &mut buf, M0), (2, None));
     assert_eq!(buf, [0x90, 0xf4]);
+}
+
+/// Two virtual pages with the same TLB index, [`ALIAS_A`] -> physical 0x3000 and [`ALIAS_B`] -> 0x4000 (RAM).
+const ALIAS_A: u64 = 0x3000;
+const ALIAS_B: u64 = 0x3000 + ((TLB_ENTRIES as u64) << 12);
+
+fn aliased() -> SoftMmu<MapFill> {
+    mapped(&[(ALIAS_A, 0x3000, Prot::all()), (ALIAS_B, 0x4000, Prot::all())])
+}
+
+#[test]
+fn aliasing_pages_alternate_through_the_victim_tlb_without_refills() {
+    let mut m = aliased();
+    for i in 0..10u64 {
+        m.load(ALIAS_A + 8, MemOp::LEUQ, M0).unwrap();
+        assert_eq!(m.tlb_entry(M0, ALIAS_A).addr_read, ALIAS_A, "swapped into the table");
+        m.store(ALIAS_B + 8, i, MemOp::LEUQ, M0).unwrap();
+        assert_eq!(m.tlb_entry(M0, ALIAS_B).addr_write, ALIAS_B, "swapped into the table");
+    }
+    assert_eq!(m.fill().fills, 2, "one fill per page, then victim hits");
+    assert_eq!(phys(&mut m, 0x4008, 8), 9);
+}
+
+#[test]
+fn flush_page_drops_a_victim_entry() {
+    let mut m = aliased();
+    m.load(ALIAS_A, MemOp::UB, M0).unwrap();
+    m.load(ALIAS_B, MemOp::UB, M0).unwrap(); // A is now a victim
+    m.flush_page(ALIAS_A);
+    assert_eq!(m.tlb_entry(M0, ALIAS_B).addr_read, ALIAS_B, "B is another page");
+    m.load(ALIAS_A, MemOp::UB, M0).unwrap();
+    assert_eq!(m.fill().fills, 3, "A refilled through the hook");
+    m.load(ALIAS_B, MemOp::UB, M0).unwrap();
+    assert_eq!(m.fill().fills, 3, "B was kept (now a victim)");
+}
+
+#[test]
+fn flush_mmu_drops_that_index_victims() {
+    let mut m = aliased();
+    for mmu in [M0, M1] {
+        m.load(ALIAS_A, MemOp::UB, mmu).unwrap();
+        m.load(ALIAS_B, MemOp::UB, mmu).unwrap();
+    }
+    m.flush_mmu(M1);
+    m.load(ALIAS_A, MemOp::UB, M0).unwrap();
+    assert_eq!(m.fill().fills, 4, "MMU 0's victim stays");
+    m.load(ALIAS_A, MemOp::UB, M1).unwrap();
+    assert_eq!(m.fill().fills, 5, "MMU 1's victim is gone");
+}
+
+#[test]
+fn flush_all_drops_victims() {
+    let mut m = aliased();
+    for mmu in [M0, M1] {
+        m.load(ALIAS_A, MemOp::UB, mmu).unwrap();
+        m.load(ALIAS_B, MemOp::UB, mmu).unwrap();
+    }
+    m.flush_all();
+    m.load(ALIAS_A, MemOp::UB, M0).unwrap();
+    m.load(ALIAS_A, MemOp::UB, M1).unwrap();
+    assert_eq!(m.fill().fills, 6);
+}
+
+#[test]
+fn victim_entry_of_a_code_page_keeps_notdirty() {
+    let mut m = aliased();
+    let calls = Rc::new(RefCell::new(Vec::new()));
+    let log = calls.clone();
+    m.set_code_write_hook(Box::new(move |paddr, _| {
+        log.borrow_mut().push(paddr);
+        true
+    }));
+    // Marked before the fill: the record carries the mark through eviction and swap back.
+    m.set_code_page(0x3000);
+    m.load(ALIAS_A, MemOp::UB, M0).unwrap();
+    m.load(ALIAS_B, MemOp::UB, M0).unwrap();
+    m.store(ALIAS_A + 1, 1, MemOp::UB, M0).unwrap();
+    assert_eq!(m.tlb_entry(M0, ALIAS_A).addr_write, ALIAS_A | TLB_NOTDIRTY);
+    // Marked while the page is a victim: the mark reaches the victim record too.
+    m.load(ALIAS_A, MemOp::UB, M0).unwrap();
+    m.load(ALIAS_B, MemOp::UB, M0).unwrap(); // B in the table, A a victim
+    m.store(ALIAS_A, 1, MemOp::UB, M0).unwrap(); // A in the table, B a victim
+    m.set_code_page(0x4000);
+    m.load(ALIAS_B, MemOp::UB, M0).unwrap();
+    assert_eq!(m.tlb_entry(M0, ALIAS_B).addr_write, ALIAS_B | TLB_NOTDIRTY);
+    m.store(ALIAS_B + 2, 1, MemOp::UB, M0).unwrap();
+    assert_eq!(m.fill().fills, 2);
+    assert_eq!(*calls.borrow(), vec![0x3001, 0x3000, 0x4002]);
+}
+
+#[test]
+fn scribbled_table_cannot_redirect_through_a_victim_swap() {
+    let mut m = aliased();
+    let ram = m.space().ram(crate::RamId(0)).unwrap().host_addr();
+    m.space_mut().write(0x3000, 8, 0xaaaa);
+    m.space_mut().write(0x4000, 8, 0xbbbb);
+    m.load(ALIAS_A, MemOp::UB, M0).unwrap();
+    // B in the table, A a victim.
+    m.load(ALIAS_B, MemOp::UB, M0).unwrap();
+    // Make B's entry claim to be A's page, pointing at B's physical page.
+    let idx = tlb_index(ALIAS_A);
+    // SAFETY: nothing else references the owned tables.
+    unsafe {
+        let e = &mut (*m.tables_ptr().as_ptr()).modes[0][idx];
+        e.addr_read = ALIAS_A;
+        e.addend = (ram + 0x4000).wrapping_sub(ALIAS_A as usize);
+    }
+    assert_eq!(
+        m.load(ALIAS_A, MemOp::LEUQ, M0),
+        Ok(0xaaaa),
+        "the victim's record, not the table"
+    );
+    let e = m.tlb_entry(M0, ALIAS_A);
+    assert_eq!(e.addr_read, ALIAS_A);
+    assert_eq!(
+        e.addend,
+        (ram + 0x3000).wrapping_sub(ALIAS_A as usize),
+        "rebuilt from the record"
+    );
+    // B's record went to the victim TLB from softmmu's side, not from the scribbled bytes.
+    assert_eq!(m.load(ALIAS_B, MemOp::LEUQ, M0), Ok(0xbbbb));
+    assert_eq!(
+        m.tlb_entry(M0, ALIAS_B).addend,
+        (ram + 0x4000).wrapping_sub(ALIAS_B as usize)
+    );
+    assert_eq!(m.fill().fills, 2);
 }

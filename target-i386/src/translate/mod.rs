@@ -34,7 +34,9 @@
 //! - stack and control: push/pop (register, immediate, r/m), leave, call/ret (near, ret imm16), jmp (rel, r/m),
 //!   jcc, jrcxz/jecxz, loop/loope/loopne;
 //! - strings: movs, stos, lods, cmps, scas with rep/repe/repne (one iteration per TB run, restartable);
-//! - cpuid.
+//! - cpuid;
+//! - SSE/SSE2 moves (`sse_moves.rs`): movd, movq, movdqa/movdqu, movaps/movups, movapd/movupd, pxor/xorps/xorpd;
+//! - x87/SSE control state (`x87_state.rs`): fninit, fnstcw/fldcw, fnstsw, wait, ldmxcsr/stmxcsr, fxsave/fxrstor.
 //!
 //! Everything else (and any operand that is not a general-purpose register, memory or immediate) raises #UD.
 
@@ -45,9 +47,11 @@ mod flags;
 mod mov;
 mod muldiv;
 mod operand;
+mod sse_moves;
 mod stack;
 mod string;
 mod system;
+mod x87_state;
 
 use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic, OpKind};
 use rqemu_include::TARGET_PAGE_MASK;
@@ -243,10 +247,22 @@ impl<'t> DisasContext<'t> {
         if (0..i.op_count()).any(|n| string::is_string_operand(i.op_kind(n))) {
             return self.gen_string(f);
         }
+        use Mnemonic as M;
+        match self.insn.mnemonic() {
+            M::Movd | M::Movq | M::Movdqa | M::Movdqu | M::Movaps | M::Movups | M::Movapd | M::Movupd => {
+                return self.gen_sse_move(f)
+            }
+            M::Pxor | M::Xorps | M::Xorpd => return self.gen_sse_move(f),
+            M::Fninit | M::Finit | M::Fnstcw | M::Fstcw | M::Fldcw | M::Fnstsw | M::Fstsw | M::Wait => {
+                return self.gen_x87_state(f)
+            }
+            M::Ldmxcsr | M::Stmxcsr => return self.gen_x87_state(f),
+            M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => return self.gen_x87_state(f),
+            _ => {}
+        }
         if !self.operands_supported() {
             return false;
         }
-        use Mnemonic as M;
         match self.insn.mnemonic() {
             M::Add | M::Adc | M::Sub | M::Sbb | M::And | M::Or | M::Xor | M::Cmp | M::Test => self.gen_alu(f),
             M::Inc | M::Dec | M::Neg | M::Not => self.gen_unary(f),

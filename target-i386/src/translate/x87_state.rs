@@ -1,0 +1,233 @@
+//! x87/SSE control state without x87 arithmetic: fninit, fnstcw/fldcw, fnstsw (m16 and ax), ldmxcsr/stmxcsr
+//! and fxsave/fxrstor (and their REX.W forms fxsave64/fxrstor64), on [`crate::cpu::FpuState`],
+//! [`crate::cpu::X86CpuState::mxcsr`] and the XMM registers.
+//!
+//! fxsave/fxrstor are generated as IR (loads from `env` and guest stores, or guest loads then stores to `env`),
+//! so faults are precise: the area must be 16-byte aligned (#GP(0)); fxrstor loads the whole area before it
+//! changes any state, and a reserved MXCSR bit raises #GP(0) with nothing changed. fxsave writes bytes 0..416
+//! (header, MXCSR, MXCSR_MASK, ST0-7, XMM0-15) in ascending order; a page fault part-way leaves the earlier
+//! bytes written. Bytes 416..512 are not written, as on hardware. The pending-exception checks of the x87
+//! (the wait forms fstcw/fstsw check for unmasked exceptions first) are not modelled: there are none.
+
+use core::mem::offset_of;
+
+use iced_x86::{Mnemonic, OpKind, Register};
+use rqemu_include::{MemOp, MmuIdx};
+use rqemu_tcg::{Cond, Func, Opcode, Temp, Type};
+
+use super::sse_moves::xmm_offset;
+use super::DisasContext;
+use crate::cpu::{excp, FpuState, X86CpuState};
+
+/// The MXCSR bits that may be set (MXCSR_MASK, as fxsave stores it): everything up to bit 15, DAZ included.
+pub const MXCSR_MASK: u32 = 0xffff;
+
+const FPU: usize = offset_of!(X86CpuState, fpu);
+const FCW: i32 = (FPU + offset_of!(FpuState, fcw)) as i32;
+const FSW: i32 = (FPU + offset_of!(FpuState, fsw)) as i32;
+const FTW: i32 = (FPU + offset_of!(FpuState, ftw)) as i32;
+const FOP: i32 = (FPU + offset_of!(FpuState, fop)) as i32;
+const FIP: i32 = (FPU + offset_of!(FpuState, fip)) as i32;
+const FDP: i32 = (FPU + offset_of!(FpuState, fdp)) as i32;
+const REGS: i32 = (FPU + offset_of!(FpuState, regs)) as i32;
+const MXCSR: i32 = offset_of!(X86CpuState, mxcsr) as i32;
+
+impl DisasContext<'_> {
+    /// The x87/MXCSR state instructions; false: #UD.
+    pub(super) fn gen_x87_state(&mut self, f: &mut Func) -> bool {
+        use Mnemonic as M;
+        let mem = self.insn.op_count() == 1 && self.insn.op_kind(0) == OpKind::Memory;
+        match self.insn.mnemonic() {
+            M::Wait => {} // no x87 exception is ever pending
+            M::Fninit | M::Finit => {
+                let cw = f.constant(Type::I64, 0x37f);
+                let zero = f.constant(Type::I64, 0);
+                f.store(Opcode::St16, cw, Temp::ENV, FCW);
+                f.store(Opcode::St16, zero, Temp::ENV, FSW);
+                f.store(Opcode::St8, zero, Temp::ENV, FTW);
+                f.store(Opcode::St16, zero, Temp::ENV, FOP);
+                f.store(Opcode::St, zero, Temp::ENV, FIP);
+                f.store(Opcode::St, zero, Temp::ENV, FDP);
+            }
+            M::Fnstcw | M::Fstcw if mem => self.gen_st_env16(f, FCW),
+            M::Fnstsw | M::Fstsw if mem => self.gen_st_env16(f, FSW),
+            M::Fnstsw | M::Fstsw
+                if self.insn.op_kind(0) == OpKind::Register && self.insn.op_register(0) == Register::AX =>
+            {
+                let t = f.new_ebb_temp(Type::I64);
+                f.load(Opcode::Ld16u, t, Temp::ENV, FSW);
+                self.write_reg(f, Register::AX, t);
+            }
+            M::Fldcw if mem => {
+                let addr = self.gen_ea(f, 0);
+                let t = f.new_ebb_temp(Type::I64);
+                f.qemu_ld(t, addr, MemOp::LEUW, MmuIdx::default());
+                f.store(Opcode::St16, t, Temp::ENV, FCW);
+            }
+            M::Stmxcsr if mem => {
+                let addr = self.gen_ea(f, 0);
+                let t = f.new_ebb_temp(Type::I64);
+                f.load(Opcode::Ld32u, t, Temp::ENV, MXCSR);
+                f.qemu_st(t, addr, MemOp::LEUL, MmuIdx::default());
+            }
+            M::Ldmxcsr if mem => {
+                let addr = self.gen_ea(f, 0);
+                let t = f.new_temp(Type::I64); // lives across the check's label
+                f.qemu_ld(t, addr, MemOp::LEUL, MmuIdx::default());
+                self.gen_check_mxcsr(f, t);
+                f.store(Opcode::St32, t, Temp::ENV, MXCSR);
+            }
+            M::Fxsave | M::Fxsave64 if mem => self.gen_fxsave(f),
+            M::Fxrstor | M::Fxrstor64 if mem => self.gen_fxrstor(f),
+            _ => return false,
+        }
+        true
+    }
+
+    fn gen_st_env16(&mut self, f: &mut Func, off: i32) {
+        let addr = self.gen_ea(f, 0);
+        let t = f.new_ebb_temp(Type::I64);
+        f.load(Opcode::Ld16u, t, Temp::ENV, off);
+        f.qemu_st(t, addr, MemOp::LEUW, MmuIdx::default());
+    }
+
+    /// #GP(0) when `v` has a bit outside [`MXCSR_MASK`]. The check ends the basic block: `v` and whatever is
+    /// used after it must be TB temps.
+    fn gen_check_mxcsr(&mut self, f: &mut Func, v: Temp) {
+        let ok = f.new_label();
+        let mask = f.constant(Type::I64, !(MXCSR_MASK as u64));
+        f.brcond(Cond::Tsteq, v, mask, ok);
+        self.gen_exception(f, excp::GP, 0);
+        self.is_jmp = super::DisasJump::Next;
+        f.set_label(ok);
+    }
+
+    /// The (env offset, area offset, env load opcode, width) list of the fxsave area's first 32 bytes.
+    fn fx_header(&self) -> Vec<(i32, u64, Opcode, MemOp)> {
+        let rex_w = self.insn.mnemonic() == Mnemonic::Fxsave64 || self.insn.mnemonic() == Mnemonic::Fxrstor64;
+        let mut v = vec![
+            (FCW, 0, Opcode::Ld16u, MemOp::LEUW),
+            (FSW, 2, Opcode::Ld16u, MemOp::LEUW),
+            (FTW, 4, Opcode::Ld8u, MemOp::UB),
+            (FOP, 6, Opcode::Ld16u, MemOp::LEUW),
+        ];
+        if rex_w {
+            v.push((FIP, 8, Opcode::Ld, MemOp::LEUQ));
+            v.push((FDP, 16, Opcode::Ld, MemOp::LEUQ));
+        } else {
+            // 32-bit offsets; the FCS/FDS selectors (bytes 12..14, 20..22) are stored as 0.
+            v.push((FIP, 8, Opcode::Ld32u, MemOp::LEUL));
+            v.push((FDP, 16, Opcode::Ld32u, MemOp::LEUL));
+        }
+        v
+    }
+
+    fn fx_addr(f: &mut Func, base: Temp, off: u64) -> Temp {
+        let a = f.new_ebb_temp(Type::I64);
+        let k = f.constant(Type::I64, off);
+        f.add(a, base, k);
+        a
+    }
+
+    /// fxsave m512: bytes 0..416 of the area.
+    fn gen_fxsave(&mut self, f: &mut Func) {
+        let base = self.gen_check_align16(f);
+        let mmu = MmuIdx::default();
+        let rex_w = self.insn.mnemonic() == Mnemonic::Fxsave64;
+        for (env, off, ld, mop) in self.fx_header() {
+            let t = f.new_ebb_temp(Type::I64);
+            f.load(ld, t, Temp::ENV, env);
+            let a = Self::fx_addr(f, base, off);
+            f.qemu_st(t, a, mop, mmu);
+            if !rex_w && (off == 8 || off == 16) {
+                let zero = f.constant(Type::I64, 0);
+                let a = Self::fx_addr(f, base, off + 4);
+                f.qemu_st(zero, a, MemOp::LEUL, mmu);
+            }
+        }
+        let zero = f.constant(Type::I64, 0);
+        let a = Self::fx_addr(f, base, 5);
+        f.qemu_st(zero, a, MemOp::UB, mmu);
+        let t = f.new_ebb_temp(Type::I64);
+        f.load(Opcode::Ld32u, t, Temp::ENV, MXCSR);
+        let a = Self::fx_addr(f, base, 24);
+        f.qemu_st(t, a, MemOp::LEUL, mmu);
+        let m = f.constant(Type::I64, MXCSR_MASK as u64);
+        let a = Self::fx_addr(f, base, 28);
+        f.qemu_st(m, a, MemOp::LEUL, mmu);
+        for i in 0..8 {
+            // The 80-bit register in the low 10 bytes of each 16-byte slot; the other 6 bytes are reserved
+            // (stored as 0).
+            let off = 32 + 16 * i as u64;
+            let lo = f.new_ebb_temp(Type::I64);
+            f.load(Opcode::Ld, lo, Temp::ENV, REGS + 16 * i);
+            let hi = f.new_ebb_temp(Type::I64);
+            f.load(Opcode::Ld16u, hi, Temp::ENV, REGS + 16 * i + 8);
+            let a = Self::fx_addr(f, base, off);
+            f.qemu_st(lo, a, MemOp::LEUQ, mmu);
+            let a = Self::fx_addr(f, base, off + 8);
+            f.qemu_st(hi, a, MemOp::LEUQ, mmu);
+        }
+        for n in 0..16 {
+            for half in 0..2 {
+                let t = self.xmm_ld(f, n, half);
+                let a = Self::fx_addr(f, base, 160 + 16 * n as u64 + 8 * half as u64);
+                f.qemu_st(t, a, MemOp::LEUQ, mmu);
+            }
+        }
+    }
+
+    /// fxrstor m512: loads everything, checks MXCSR (#GP(0) with nothing changed), then writes the state.
+    fn gen_fxrstor(&mut self, f: &mut Func) {
+        let base = self.gen_check_align16(f);
+        let mmu = MmuIdx::default();
+        let mx = f.new_temp(Type::I64);
+        let a = Self::fx_addr(f, base, 24);
+        f.qemu_ld(mx, a, MemOp::LEUL, mmu);
+        let mut header = Vec::new();
+        for (env, off, ld, mop) in self.fx_header() {
+            let t = f.new_temp(Type::I64);
+            let a = Self::fx_addr(f, base, off);
+            f.qemu_ld(t, a, mop, mmu);
+            let st = match ld {
+                Opcode::Ld8u => Opcode::St8,
+                Opcode::Ld16u => Opcode::St16,
+                _ => Opcode::St,
+            };
+            header.push((env, st, t));
+        }
+        let mut regs = Vec::new();
+        for i in 0..8 {
+            let off = 32 + 16 * i as u64;
+            let lo = f.new_temp(Type::I64);
+            let hi = f.new_temp(Type::I64);
+            let a = Self::fx_addr(f, base, off);
+            f.qemu_ld(lo, a, MemOp::LEUQ, mmu);
+            let a = Self::fx_addr(f, base, off + 8);
+            f.qemu_ld(hi, a, MemOp::LEUW, mmu);
+            regs.push((lo, hi));
+        }
+        let mut xmms = Vec::new();
+        for n in 0..16u64 {
+            for half in 0..2u64 {
+                let t = f.new_temp(Type::I64);
+                let a = Self::fx_addr(f, base, 160 + 16 * n + 8 * half);
+                f.qemu_ld(t, a, MemOp::LEUQ, mmu);
+                xmms.push(t);
+            }
+        }
+        self.gen_check_mxcsr(f, mx);
+        f.store(Opcode::St32, mx, Temp::ENV, MXCSR);
+        for (env, st, t) in header {
+            f.store(st, t, Temp::ENV, env);
+        }
+        for (i, (lo, hi)) in regs.into_iter().enumerate() {
+            let i = i as i32;
+            f.store(Opcode::St, lo, Temp::ENV, REGS + 16 * i);
+            f.store(Opcode::St16, hi, Temp::ENV, REGS + 16 * i + 8);
+        }
+        for (k, t) in xmms.into_iter().enumerate() {
+            f.store(Opcode::St, t, Temp::ENV, xmm_offset(k / 2, k % 2));
+        }
+    }
+}
