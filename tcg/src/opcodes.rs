@@ -42,6 +42,18 @@ pub enum ArgKind {
     Ptr,
 }
 
+impl ArgKind {
+    /// The type a temp of this kind has in an op of type `op_ty`.
+    pub const fn type_in(self, op_ty: crate::Type) -> crate::Type {
+        match self {
+            ArgKind::Op => op_ty,
+            ArgKind::I32 => crate::Type::I32,
+            ArgKind::I64 => crate::Type::I64,
+            ArgKind::Ptr => crate::Type::PTR,
+        }
+    }
+}
+
 /// The kind of a constant argument, which fixes its valid range and its spelling in dumps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConstKind {

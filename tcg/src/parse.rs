@@ -152,7 +152,7 @@ fn parse_line<'a>(f: &Func, code: &'a str) -> Result<Line<'a>, String> {
         temps: temp_args
             .iter()
             .copied()
-            .zip(kinds.iter().map(|k| arg_type(*k, ty)))
+            .zip(kinds.iter().map(|k| k.type_in(ty)))
             .collect(),
         nb_out: def.outs.len(),
         consts,
@@ -178,15 +178,6 @@ fn lookup_opcode(name: &str) -> Result<(Opcode, Type), String> {
         };
     }
     Err(format!("unknown op `{name}`"))
-}
-
-fn arg_type(kind: ArgKind, op_ty: Type) -> Type {
-    match kind {
-        ArgKind::Op => op_ty,
-        ArgKind::I32 => Type::I32,
-        ArgKind::I64 => Type::I64,
-        ArgKind::Ptr => Type::PTR,
-    }
 }
 
 /// Kinds of the constant arguments of a built op (calls have a helper).

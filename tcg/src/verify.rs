@@ -179,12 +179,7 @@ impl Verifier<'_> {
             .temps
             .get(t.index())
             .ok_or_else(|| format!("temp {} does not exist", t.0))?;
-        let want = match kind {
-            ArgKind::Op => op_ty,
-            ArgKind::I32 => Type::I32,
-            ArgKind::I64 => Type::I64,
-            ArgKind::Ptr => Type::PTR,
-        };
+        let want = kind.type_in(op_ty);
         if info.ty != want {
             return Err(format!("temp has type {}, expected {want}", info.ty));
         }

@@ -16,7 +16,6 @@ mod target;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use rqemu_tcg::liveness::analyze;
 use rqemu_tcg::parse::parse;
 use rqemu_tcg::prepare::{prepare_with, PrepareOptions};
 use rqemu_tcg::{optimize, Func};
@@ -170,43 +169,4 @@ fn random_programs_keep_their_meaning() {
             );
         }
     }
-}
-
-/// `cargo test --release -p rqemu-tcg --test golden -- --ignored --nocapture pass_speed` prints the cost of each
-/// pass per op on random programs.
-#[test]
-#[ignore]
-fn pass_speed() {
-    let programs: Vec<Func> = (0..2000).map(|seed| ProgramGen::new(seed).program()).collect();
-    let ops: usize = programs.iter().map(|f| f.ops.len()).sum();
-    let time = |name: &str, pass: &dyn Fn(&mut Func)| {
-        let mut elapsed = std::time::Duration::ZERO;
-        for _ in 0..10 {
-            let mut copies = programs.clone();
-            let start = std::time::Instant::now();
-            for f in &mut copies {
-                pass(f);
-            }
-            elapsed += start.elapsed();
-        }
-        println!(
-            "{name:>12}: {:6.1} ns/op",
-            elapsed.as_nanos() as f64 / (10 * ops) as f64
-        );
-    };
-    time("verify", &|f| rqemu_tcg::verify::verify(f).unwrap());
-    time("optimize", &|f| optimize::optimize(f));
-    time("lower", &|f| rqemu_tcg::lower::lower_globals(f));
-    time("dce", &|f| {
-        rqemu_tcg::liveness::eliminate_dead_code(f);
-    });
-    time("analyze", &|f| {
-        analyze(f);
-    });
-    time("prepare", &|f| {
-        rqemu_tcg::prepare::prepare(f).unwrap();
-    });
-    time("unoptimized", &|f| {
-        prepare_with(f, PrepareOptions::UNOPTIMIZED).unwrap();
-    });
 }

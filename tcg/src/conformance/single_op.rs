@@ -9,7 +9,7 @@
 
 use crate::backend::TbExit;
 use crate::func::Func;
-use crate::opcodes::{ArgKind, Opcode, Types};
+use crate::opcodes::{Opcode, Types};
 use crate::semantics;
 use crate::temp::Temp;
 use crate::types::{Cond, Type};
@@ -61,15 +61,6 @@ struct Shape {
     many_configs: bool,
 }
 
-fn kind_type(kind: ArgKind, ty: Type) -> Type {
-    match kind {
-        ArgKind::Op => ty,
-        ArgKind::I32 => Type::I32,
-        ArgKind::I64 => Type::I64,
-        ArgKind::Ptr => Type::PTR,
-    }
-}
-
 impl Shape {
     fn new(opc: Opcode, ty: Type, consts: Vec<u64>, many_configs: bool) -> Shape {
         let def = opc.def();
@@ -77,8 +68,8 @@ impl Shape {
             opc,
             ty,
             consts,
-            ins: def.ins.iter().map(|&k| kind_type(k, ty)).collect(),
-            outs: def.outs.iter().map(|&k| kind_type(k, ty)).collect(),
+            ins: def.ins.iter().map(|&k| k.type_in(ty)).collect(),
+            outs: def.outs.iter().map(|&k| k.type_in(ty)).collect(),
             many_configs,
         }
     }

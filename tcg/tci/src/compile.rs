@@ -552,21 +552,11 @@ impl<'a> Signature<'a> {
                     None => outs.get(i),
                     Some(j) => ins.get(j),
                 };
-                kind.map(|&k| arg_type(k, ty))
+                kind.map(|&k| k.type_in(ty))
             }
             Signature::Call { ret: Some(ret), .. } if i == 0 => Some(ret),
             Signature::Call { ret, args } => args.get(i - ret.is_some() as usize).copied(),
         }
-    }
-}
-
-/// The type a temp argument of `kind` has in an op of type `op_ty`.
-fn arg_type(kind: ArgKind, op_ty: Type) -> Type {
-    match kind {
-        ArgKind::Op => op_ty,
-        ArgKind::I32 => Type::I32,
-        ArgKind::I64 => Type::I64,
-        ArgKind::Ptr => Type::PTR,
     }
 }
 

@@ -134,12 +134,7 @@ impl ProgramGen {
         let opc = self.rng.pick(&ops);
         let ty = self.rng.pick(opc.valid_types());
         let def = opc.def();
-        let kind_ty = |k: ArgKind| match k {
-            ArgKind::Op => ty,
-            ArgKind::I32 => Type::I32,
-            ArgKind::I64 => Type::I64,
-            ArgKind::Ptr => Type::PTR,
-        };
+        let kind_ty = |k: ArgKind| k.type_in(ty);
         let ins: Vec<Temp> = def.ins.iter().map(|&k| self.input(kind_ty(k))).collect();
         let bits = ty.bits() as u64;
         let mut consts = Vec::new();
