@@ -163,6 +163,13 @@ pub trait CpuOps {
 
     /// A TB exited with a target value (`>= EXIT_TARGET_BASE`).
     fn handle_exit(&mut self, value: u64) -> CpuAction;
+
+    /// The CPU state as text, for `-d cpu` before each TB (QEMU's `cpu_dump_state`: registers, flags,
+    /// segments, control registers, one group per line, ending with a newline). Called only when that item
+    /// is on. The default shows the pc only.
+    fn dump_state(&self) -> String {
+        format!("PC={:016x}\n", self.tb_key().pc)
+    }
 }
 
 /// Reads a [`TbKey`] from the CPU state.

@@ -24,6 +24,7 @@ use rqemu_tcg::{
 use crate::accel_options::AccelOptions;
 use crate::backends::create_backend;
 use crate::cpu::{CpuAction, CpuOps, TbKey, TbKeyFn, TranslateError, CFLAGS_COUNT_MASK, EXIT_LOOKUP, EXIT_REQUESTED};
+use crate::log::{self, CompileLog, LogBackend, LogMask};
 use crate::tb::Tb;
 use crate::tb_cache::{JumpCacheHandle, TbCache};
 use crate::tiering::{RunExit, TbId, TierStats, Tiering};
@@ -204,6 +205,8 @@ pub struct CpuExec {
     stats: ExecStats,
     /// Advances on every flush: TB ids from before it mean nothing after.
     generation: u64,
+    /// What the first tier's compile left for `-d op_opt,out_asm` (see [`LogBackend`]).
+    compile_log: Rc<RefCell<CompileLog>>,
 }
 
 impl CpuExec {
@@ -217,7 +220,11 @@ impl CpuExec {
 
     /// An engine over given backends (tests, benchmarks); `opts.hot_backend` is ignored.
     pub fn with_backends(cold: Box<dyn Backend>, hot: Option<Box<dyn Backend>>, opts: AccelOptions) -> CpuExec {
+        let compile_log = Rc::new(RefCell::new(CompileLog::default()));
+        let cold: Box<dyn Backend> = Box::new(LogBackend::cold(cold, compile_log.clone()));
+        let hot = hot.map(|h| Box::new(LogBackend::hot(h)) as Box<dyn Backend>);
         CpuExec {
+            compile_log,
             tiering: Tiering::new(cold, hot, opts.tier),
             cache: TbCache::new(12),
             opts,
@@ -295,6 +302,10 @@ impl CpuExec {
 
     /// Runs guest code until the CPU halts, an exit is requested, a target hook stops, or `budget` TBs were
     /// entered (TBs that hot code chains to inside a module are not counted; the exit word bounds them).
+    ///
+    /// The thread's log items ([`crate::log`]) are read once, here: `exec` and `cpu` log every TB the loop
+    /// enters; `nochain` makes every TB come back to a lookup (no links, no `goto_ptr`), so no TB runs
+    /// without going through the loop.
     pub fn run<C: CpuOps + ?Sized>(&mut self, cpu: &mut C, mem: &mut dyn GuestMemory, budget: u64) -> StopReason {
         if cpu.page_bits().clamp(1, 63) != self.cache.page_bits() {
             if !self.cache.is_empty() {
@@ -308,6 +319,9 @@ impl CpuExec {
         let _lookup = LookupGuard::install(self.cache.jump_cache().clone(), cpu.tb_key_fn());
         let mut entered = 0u64;
         let mut next = Next::Lookup;
+        let log_mask = log::mask();
+        let nochain = log_mask.contains(LogMask::NOCHAIN);
+        let log_each_tb = log_mask.intersects(LogMask::EXEC | LogMask::CPU);
         loop {
             // SAFETY: the exit word is part of the CPU state (the target's promise for `exit_word_offset`).
             let env_request = exit_word.is_some_and(|o| unsafe { take_env_request(env, o) });
@@ -353,6 +367,9 @@ impl CpuExec {
                         .write_unaligned(self.opts.chain_limit)
                 };
             }
+            if log_each_tb {
+                self.log_tb(&*cpu, tb, log_mask);
+            }
             let mut ctx = ExecContext { env, mem };
             // SAFETY: `env` is the CPU state the target's IR was built for (the target's promise).
             let Some(RunExit { exit, tb: from }) = (unsafe { self.tiering.run(tb, &mut ctx) }) else {
@@ -362,10 +379,12 @@ impl CpuExec {
             self.stats.tbs_run += 1;
             next = Next::Lookup;
             let action = match exit {
+                TbExit::GotoTb(_) if nochain => CpuAction::Continue,
                 TbExit::GotoTb(slot) => {
                     next = Next::Chain(from, slot);
                     CpuAction::Continue
                 }
+                TbExit::GotoPtr(_) if nochain => CpuAction::Continue,
                 TbExit::GotoPtr(handle) => {
                     let id = handle.checked_sub(1).and_then(TbId::from_index);
                     if let Some(id) = id.filter(|&id| self.cache.get(id).is_some()) {
@@ -391,6 +410,29 @@ impl CpuExec {
                 CpuAction::Continue | CpuAction::Halt => {}
                 CpuAction::Stop(code) => return StopReason::Cpu(code),
             }
+        }
+    }
+
+    /// `-d exec` (QEMU's `Trace` line: CPU index, TB, `[cs_base/pc/flags/cflags]`) and `-d cpu` (the
+    /// target's register dump) for the TB about to run.
+    #[cold]
+    fn log_tb<C: CpuOps + ?Sized>(&self, cpu: &C, tb: TbId, mask: LogMask) {
+        if mask.contains(LogMask::EXEC) {
+            let key = self.cache.get(tb).map(|t| t.key).unwrap_or_default();
+            log::log(
+                LogMask::EXEC,
+                &format!(
+                    "Trace 0: tb#{} [{:016x}/{:016x}/{:08x}/{:08x}]",
+                    tb.index(),
+                    key.cs_base,
+                    key.pc,
+                    key.flags,
+                    key.cflags
+                ),
+            );
+        }
+        if mask.contains(LogMask::CPU) {
+            log::log(LogMask::CPU, &cpu.dump_state());
         }
     }
 
@@ -471,6 +513,9 @@ impl CpuExec {
             Err(TranslateError::Fault) => return Ok(None),
             Err(e) => return Err(ExecError::Translate(e)),
         }
+        if log::enabled(LogMask::OP) {
+            log::log(LogMask::OP, &format!("OP:\n{}\n", func.dump()));
+        }
         let size = db.size();
         let page_mask = !((1u64 << page_bits) - 1);
         let last = key.pc.wrapping_add(size.max(1) - 1);
@@ -484,7 +529,11 @@ impl CpuExec {
         } else {
             None
         };
+        self.compile_log.replace(CompileLog::default());
         let id = self.tiering.add(func).map_err(ExecError::Compile)?;
+        if log::enabled(LogMask::OP_OPT | LogMask::OUT_ASM) {
+            self.log_compiled(key, id);
+        }
         let code_bytes = self.tiering.code_size(id).unwrap_or(0);
         self.cache.insert(
             id,
@@ -501,6 +550,26 @@ impl CpuExec {
         );
         self.stats.translations += 1;
         Ok(Some(id))
+    }
+}
+
+impl CpuExec {
+    /// `-d op_opt,out_asm` for the TB just added, from what the first tier's compile recorded.
+    #[cold]
+    fn log_compiled(&self, key: TbKey, id: TbId) {
+        let record = self.compile_log.take();
+        if let Some(ops) = record.op_opt {
+            log::log(
+                LogMask::OP_OPT,
+                &format!("OP after optimization and liveness analysis:\n{ops}\n"),
+            );
+        }
+        if let Some(code) = record.out_asm {
+            log::log(
+                LogMask::OUT_ASM,
+                &format!("OUT: tb#{} pc=0x{:016x} {code}\n", id.index(), key.pc),
+            );
+        }
     }
 }
 

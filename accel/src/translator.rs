@@ -7,6 +7,7 @@
 use rqemu_tcg::{Cond, Func, Opcode, Type};
 
 use crate::cpu::{TbKey, TranslateError, EXIT_REQUESTED};
+use crate::log::{self, LogMask};
 
 /// Instructions per TB when the key does not say (QEMU's `TCG_MAX_INSNS`).
 pub const DEFAULT_MAX_INSNS: u32 = 512;
@@ -105,6 +106,13 @@ pub trait TranslatorOps {
     /// Ends the TB according to `db.is_jmp` (for `TooMany`: store `pc_next` as the pc and `goto_tb` or
     /// `exit_tb`).
     fn tb_stop(&mut self, db: &mut DisasBase, f: &mut Func);
+
+    /// The guest instructions of the TB just translated (`db.key.pc`, `db.size()` bytes), one per line with
+    /// its address, for `-d in_asm` (QEMU's `disas_log`). Called only when that item is on. `None` (the
+    /// default) logs the TB's address and size only.
+    fn disas_log(&mut self, _db: &DisasBase) -> Option<String> {
+        None
+    }
 }
 
 /// Translates one TB: calls the hooks, stops after `db.max_insns` instructions or when the next instruction
@@ -156,7 +164,24 @@ pub fn translator_loop(
         f.set_label(label);
         f.exit_tb(EXIT_REQUESTED);
     }
+    if log::enabled(LogMask::IN_ASM) {
+        log_in_asm(ops, db);
+    }
     Ok(())
+}
+
+/// The `-d in_asm` block of a TB, QEMU's layout: a rule, `IN:`, the instructions, a blank line.
+#[cold]
+fn log_in_asm(ops: &mut dyn TranslatorOps, db: &DisasBase) {
+    let listing = ops.disas_log(db).unwrap_or_else(|| {
+        format!(
+            "0x{:016x}:  {} bytes, {} instructions (no disassembler)\n",
+            db.key.pc,
+            db.size(),
+            db.num_insns
+        )
+    });
+    log::log(LogMask::IN_ASM, &format!("----------------\nIN:\n{listing}\n"));
 }
 
 #[cfg(test)]

@@ -77,6 +77,12 @@ pub mod eflags {
 pub mod excp {
     /// Divide error.
     pub const DE: u32 = 0;
+    /// Debug (int1/icebp raises it as a trap).
+    pub const DB: u32 = 1;
+    /// Breakpoint (int3).
+    pub const BP: u32 = 3;
+    /// Overflow (into with OF set).
+    pub const OF: u32 = 4;
     /// Invalid opcode.
     pub const UD: u32 = 6;
     /// Device not available.
@@ -241,6 +247,22 @@ pub struct X86CpuState {
     pub error_code: u32,
     /// Faulting linear address for #PF (becomes CR2 when delivered).
     pub fault_addr: u64,
+    /// Nonzero when the pending exception is a software interrupt (int n, int3, into): delivery checks the
+    /// gate's DPL against the CPL and pushes no error code (QEMU's `exception_is_int`).
+    pub exception_is_int: u32,
+    /// Nonzero when the pending exception is a trap (software interrupts and int1): the instruction completed
+    /// and the exception returns to [`X86CpuState::exception_next_rip`], not to the instruction's own rip.
+    pub exception_is_trap: u32,
+    /// For a trap, the rip of the next instruction (QEMU's `exception_next_eip`).
+    pub exception_next_rip: u64,
+    /// The TSC source: rdtsc reads `tsc_clock(self) + tsc_offset` (see [`X86CpuState::read_tsc`]). The
+    /// machine may replace it with a function of its virtual clock; the default is [`default_tsc_clock`].
+    pub tsc_clock: TscClock,
+    /// Added to the clock: what a guest write of the TSC (IA32_TSC, not implemented yet) will adjust.
+    pub tsc_offset: u64,
+    /// The last TSC value read: reads never repeat or go backwards (see [`X86CpuState::read_tsc`]). Whoever
+    /// sets the TSC backwards on purpose resets it too.
+    pub tsc_last: u64,
     /// es, cs, ss, ds, fs, gs.
     pub segs: [SegmentCache; 6],
     /// LDTR.
@@ -297,6 +319,11 @@ impl core::fmt::Debug for X86CpuState {
             .field("exception_index", &self.exception_index)
             .field("error_code", &self.error_code)
             .field("fault_addr", &self.fault_addr)
+            .field("exception_is_int", &self.exception_is_int)
+            .field("exception_is_trap", &self.exception_is_trap)
+            .field("exception_next_rip", &self.exception_next_rip)
+            .field("tsc_offset", &self.tsc_offset)
+            .field("tsc_last", &self.tsc_last)
             .field("segs", &self.segs)
             .field("ldt", &self.ldt)
             .field("tr", &self.tr)
@@ -338,6 +365,12 @@ impl X86CpuState {
             exception_index: 0,
             error_code: 0,
             fault_addr: 0,
+            exception_is_int: 0,
+            exception_is_trap: 0,
+            exception_next_rip: 0,
+            tsc_clock: default_tsc_clock,
+            tsc_offset: 0,
+            tsc_last: 0,
             segs: [SegmentCache::flat(0, DESC_P); 6],
             ldt: SegmentCache::default(),
             tr: SegmentCache::default(),
@@ -385,11 +418,75 @@ impl X86CpuState {
         self.cc_op = CcOp::EFLAGS.raw();
     }
 
-    /// Records exception `vector` with `error_code` and sets the fault word.
+    /// Records exception `vector` with `error_code` and sets the fault word: a fault, which returns to the
+    /// instruction that raised it.
     pub fn raise(&mut self, vector: u32, error_code: u32) {
         self.exception_index = vector;
         self.error_code = error_code;
+        self.exception_is_int = 0;
+        self.exception_is_trap = 0;
         self.fault = 1;
+    }
+
+    /// Records the trap `vector` raised by an instruction that completed and sets the fault word; `is_int` for
+    /// software interrupts (int n, int3, into), false for int1. `next_rip` is where the exception returns.
+    /// Generated code still exits as for a fault (the loop restores `rip` to the instruction's own); the loop
+    /// then takes `exception_next_rip` because `exception_is_trap` is set.
+    pub fn raise_trap(&mut self, vector: u32, is_int: bool, next_rip: u64) {
+        self.exception_index = vector;
+        self.error_code = 0;
+        self.exception_is_int = u32::from(is_int);
+        self.exception_is_trap = 1;
+        self.exception_next_rip = next_rip;
+        self.fault = 1;
+    }
+
+    /// For a pending trap, moves `rip` (restored by the loop to the trapping instruction) to
+    /// `exception_next_rip`, where the exception returns; nothing for a fault. The loop's `handle_exception`
+    /// calls it before recording or delivering the exception.
+    pub fn complete_trap(&mut self) {
+        if self.exception_is_trap != 0 {
+            self.rip = self.exception_next_rip;
+        }
+    }
+
+    /// The time-stamp counter as rdtsc/rdtscp read it: `tsc_clock(self) + tsc_offset`, but always above the
+    /// previous read, so a coarse clock (or the wasm32 default, which does not advance) still gives strictly
+    /// increasing values.
+    pub fn read_tsc(&mut self) -> u64 {
+        let now = (self.tsc_clock)(self).wrapping_add(self.tsc_offset);
+        let v = if now > self.tsc_last {
+            now
+        } else {
+            self.tsc_last.wrapping_add(1)
+        };
+        self.tsc_last = v;
+        v
+    }
+}
+
+/// A TSC source: ticks of the guest's time-stamp counter (before [`X86CpuState::tsc_offset`]).
+pub type TscClock = fn(&X86CpuState) -> u64;
+
+/// Frequency of the default TSC clock on native hosts, in Hz: one tick per nanosecond of host monotonic time.
+pub const TSC_FREQ_HZ: u64 = 1_000_000_000;
+
+/// The default TSC clock. Natively: nanoseconds of the host's monotonic clock since the first read in the
+/// process (so [`TSC_FREQ_HZ`], 1 GHz). On wasm32 `std::time::Instant` panics, so there it returns 0 and
+/// [`X86CpuState::read_tsc`] makes the TSC count reads (+1 each): a known gap until the machine drives the TSC
+/// from its virtual clock by setting [`X86CpuState::tsc_clock`].
+pub fn default_tsc_clock(_: &X86CpuState) -> u64 {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::OnceLock;
+        use std::time::Instant;
+        static START: OnceLock<Instant> = OnceLock::new();
+        let start = *START.get_or_init(Instant::now);
+        u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        0
     }
 }
 

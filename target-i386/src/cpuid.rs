@@ -8,17 +8,21 @@
 //! |---|---|---|---|---|
 //! | 1 | edx | 15 | CMOV | cmovcc is translated |
 //! | 1 | edx | 8 | CX8 | cmpxchg8b is translated |
+//! | 1 | edx | 4 | TSC | rdtsc is translated (CR4.TSD is not checked yet, IA32_TSC is not an MSR yet) |
 //! | 1 | ecx | 13 | CX16 | cmpxchg16b is translated |
+//! | 1 | ecx | 22 | MOVBE | movbe (load and store, 16/32/64) is translated |
 //! | 1 | ecx | 23 | POPCNT | popcnt is translated |
+//! | 7.0 | ebx | 3 | BMI1 | andn, bextr, blsi, blsmsk, blsr, tzcnt are translated |
+//! | 7.0 | ebx | 8 | BMI2 | bzhi, mulx, pdep, pext, rorx, sarx, shlx, shrx are translated |
+//! | 7.0 | ecx | 22 | RDPID | rdpid is translated |
 //! | 0x8000_0001 | ecx | 5 | ABM (LZCNT) | lzcnt is translated |
 //! | 0x8000_0001 | ecx | 0 | LAHF-SAHF | lahf and sahf are translated in 64-bit mode |
+//! | 0x8000_0001 | edx | 27 | RDTSCP | rdtscp is translated (TSC_AUX from the MSR file) |
 //! | 0x8000_0001 | edx | 29 | LM | 64-bit code is decoded and translated |
 //!
-//! BMI1 is *not* set even though tzcnt is translated: andn, bextr, blsi, blsmsk, blsr are not, and a CPU
-//! without BMI1 runs tzcnt as bsf (rqemu runs it as tzcnt: a known difference until BMI1 is complete).
-//!
-//! Everything else reads as 0: no FPU, TSC, MSR, PAE, CX8, FXSR, SSE/SSE2, SSE3+ or AVX, no hypervisor bit.
-//! Leaves above the maxima (0x1 basic, 0x8000_0008 extended) return the highest basic leaf, as Intel CPUs do.
+//! Everything else reads as 0: no FPU, MSR, PAE, FXSR, SSE/SSE2, SSE3+ or AVX, no hypervisor bit. Leaves 2..6
+//! read as 0. Leaves above the maxima (0x7 basic, 0x8000_0008 extended) return the highest basic leaf (subleaf
+//! as given), as Intel CPUs do.
 
 /// The result of one CPUID query.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,6 +44,18 @@ pub const VENDOR: &[u8; 12] = b"RqemuTCG x86";
 pub const CPUID_1_EDX_CMOV: u32 = 1 << 15;
 /// Leaf 1 edx: cmpxchg8b.
 pub const CPUID_1_EDX_CX8: u32 = 1 << 8;
+/// Leaf 1 edx: time-stamp counter (rdtsc).
+pub const CPUID_1_EDX_TSC: u32 = 1 << 4;
+/// Leaf 1 ecx: movbe.
+pub const CPUID_1_ECX_MOVBE: u32 = 1 << 22;
+/// Leaf 7 subleaf 0 ebx: BMI1.
+pub const CPUID_7_0_EBX_BMI1: u32 = 1 << 3;
+/// Leaf 7 subleaf 0 ebx: BMI2.
+pub const CPUID_7_0_EBX_BMI2: u32 = 1 << 8;
+/// Leaf 7 subleaf 0 ecx: rdpid.
+pub const CPUID_7_0_ECX_RDPID: u32 = 1 << 22;
+/// Leaf 0x8000_0001 edx: rdtscp.
+pub const CPUID_80000001_EDX_RDTSCP: u32 = 1 << 27;
 /// Leaf 1 ecx: cmpxchg16b.
 pub const CPUID_1_ECX_CX16: u32 = 1 << 13;
 /// Leaf 1 ecx: popcnt.
@@ -61,7 +77,7 @@ pub const LEAVES: &[(u32, Option<u32>, CpuidResult)] = &[
         0,
         None,
         CpuidResult {
-            eax: 1,
+            eax: 7,
             ebx: word(VENDOR, 0),
             edx: word(VENDOR, 1),
             ecx: word(VENDOR, 2),
@@ -74,8 +90,19 @@ pub const LEAVES: &[(u32, Option<u32>, CpuidResult)] = &[
         CpuidResult {
             eax: 0x0000_0600,
             ebx: 0x0001_0000,
-            ecx: CPUID_1_ECX_CX16 | CPUID_1_ECX_POPCNT,
-            edx: CPUID_1_EDX_CX8 | CPUID_1_EDX_CMOV,
+            ecx: CPUID_1_ECX_CX16 | CPUID_1_ECX_MOVBE | CPUID_1_ECX_POPCNT,
+            edx: CPUID_1_EDX_TSC | CPUID_1_EDX_CX8 | CPUID_1_EDX_CMOV,
+        },
+    ),
+    (
+        // Structured extended features, subleaf 0 (eax: the highest subleaf, 0); other subleaves read as 0.
+        7,
+        Some(0),
+        CpuidResult {
+            eax: 0,
+            ebx: CPUID_7_0_EBX_BMI1 | CPUID_7_0_EBX_BMI2,
+            ecx: CPUID_7_0_ECX_RDPID,
+            edx: 0,
         },
     ),
     (
@@ -95,7 +122,7 @@ pub const LEAVES: &[(u32, Option<u32>, CpuidResult)] = &[
             eax: 0,
             ebx: 0,
             ecx: CPUID_80000001_ECX_LAHF_LM | CPUID_80000001_ECX_ABM,
-            edx: CPUID_80000001_EDX_LM,
+            edx: CPUID_80000001_EDX_RDTSCP | CPUID_80000001_EDX_LM,
         },
     ),
     (
@@ -146,14 +173,28 @@ mod tests {
         assert_eq!(&v, VENDOR);
         assert_eq!(
             cpuid(1, 0).edx,
-            CPUID_1_EDX_CX8 | CPUID_1_EDX_CMOV,
-            "no FPU, TSC, SSE..."
+            CPUID_1_EDX_TSC | CPUID_1_EDX_CX8 | CPUID_1_EDX_CMOV,
+            "no FPU, SSE..."
         );
-        assert_eq!(cpuid(1, 0).ecx, CPUID_1_ECX_CX16 | CPUID_1_ECX_POPCNT, "no SSE3+");
-        assert_eq!(cpuid(0x8000_0001, 0).edx & CPUID_80000001_EDX_LM, CPUID_80000001_EDX_LM);
+        assert_eq!(
+            cpuid(1, 0).ecx,
+            CPUID_1_ECX_CX16 | CPUID_1_ECX_MOVBE | CPUID_1_ECX_POPCNT,
+            "no SSE3+"
+        );
+        assert_eq!(
+            cpuid(0x8000_0001, 0).edx,
+            CPUID_80000001_EDX_RDTSCP | CPUID_80000001_EDX_LM
+        );
+        let l7 = cpuid(7, 0);
+        assert_eq!(
+            (l7.eax, l7.ebx, l7.ecx, l7.edx),
+            (0, CPUID_7_0_EBX_BMI1 | CPUID_7_0_EBX_BMI2, CPUID_7_0_ECX_RDPID, 0)
+        );
+        assert_eq!(cpuid(7, 1), CpuidResult::default(), "only subleaf 0");
+        assert_eq!(cpuid(4, 0), CpuidResult::default(), "leaves 2..6 are empty");
         assert_eq!(
             cpuid(0x4000_0000, 0),
-            cpuid(1, 0),
+            cpuid(7, 0),
             "out of range gives the highest basic leaf"
         );
         assert_eq!(cpuid(0x8000_0002, 0), CpuidResult::default());

@@ -51,6 +51,13 @@ pub struct Helpers {
     pub divide: HelperId,
     /// `cpuid()`: reads eax/ecx, writes rax..rdx.
     pub cpuid: HelperId,
+    /// `rdtsc() -> i64`: the TSC ([`X86CpuState::read_tsc`]); no globals.
+    pub rdtsc: HelperId,
+    /// `raise_interrupt(vector: i32, is_int: i32, next_rip: i64)`, MAY_FAULT: always faults, recording a trap
+    /// that returns to `next_rip` (int n, int3, into, int1).
+    pub raise_interrupt: HelperId,
+    /// `pdep_pext(mode: i32, value, mask) -> i64`, PURE: mode 0 pdep, 1 pext.
+    pub pdep_pext: HelperId,
     /// `lookup_tb_ptr() -> ptr`, registered by the execution loop: the handle of the TB at the current `rip`
     /// (0: back to the loop). When absent, indirect jumps end with `exit_tb(EXIT_LOOKUP)`.
     pub lookup_tb_ptr: Option<HelperId>,
@@ -151,6 +158,27 @@ impl I386Target {
             args: &[],
             ret: None,
         });
+        let rdtsc = t.helpers.register(HelperInfo {
+            name: "rdtsc",
+            func: crate::translate::helper_rdtsc,
+            flags: HelperFlags::empty(),
+            args: &[],
+            ret: Some(Type::I64),
+        });
+        let raise_interrupt = t.helpers.register(HelperInfo {
+            name: "raise_interrupt",
+            func: crate::translate::helper_raise_interrupt,
+            flags: HelperFlags::MAY_FAULT,
+            args: &[Type::I32, Type::I32, Type::I64],
+            ret: None,
+        });
+        let pdep_pext = t.helpers.register(HelperInfo {
+            name: "pdep_pext",
+            func: crate::translate::helper_pdep_pext,
+            flags: HelperFlags::PURE,
+            args: &[Type::I32, Type::I64, Type::I64],
+            ret: Some(Type::I64),
+        });
         let lookup_tb_ptr = lookup_tb_ptr.map(|func| {
             t.helpers.register(HelperInfo {
                 name: "lookup_tb_ptr",
@@ -170,6 +198,9 @@ impl I386Target {
                 rotate_carry_flags,
                 divide,
                 cpuid,
+                rdtsc,
+                raise_interrupt,
+                pdep_pext,
                 lookup_tb_ptr,
             },
         }

@@ -6,7 +6,8 @@
 //! - [`desc`]: the IR globals and helpers ([`I386Target`]);
 //! - [`cpuid`]: what the CPU advertises;
 //! - [`translate`]: [`translate::DisasContext`] with the translator-loop hooks, and [`translate::translate_tb`];
-//! - [`machine`]: [`X86Cpu`], the CPU on the execution loop (`rqemu_accel::CpuOps`) and softmmu.
+//! - [`machine`]: [`X86Cpu`], the CPU on the execution loop (`rqemu_accel::CpuOps`) and softmmu;
+//! - [`dump`]: the register dump, `IN:` listing and exception line of `-d cpu,in_asm,int`.
 //!
 //! What is not here yet: interrupts and exception delivery, paging, system instructions, x87/SSE arithmetic.
 
@@ -15,7 +16,9 @@ pub mod cc;
 pub mod cpu;
 pub mod cpuid;
 pub mod desc;
+pub mod dump;
 pub mod machine;
+pub mod paging;
 pub mod translate;
 
 pub use cc::{compute_cf, compute_eflags, CcKind, CcOp, Size};

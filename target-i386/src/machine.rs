@@ -21,9 +21,9 @@
 //!
 //! # Exceptions and exits
 //! IDT delivery is the system issue. Until then [`CpuOps::handle_exception`] records the exception in
-//! [`X86Cpu::last_exception`] (rip restored to the faulting instruction, registers as before it) and stops the
-//! loop with [`STOP_EXCEPTION`]` | vector`. Target exit values (`>= EXIT_TARGET_BASE`) stop the loop with
-//! that value. No interrupts yet.
+//! [`X86Cpu::last_exception`] (rip restored to the faulting instruction, registers as before it; for a trap,
+//! rip of the next instruction) and stops the loop with [`STOP_EXCEPTION`]` | vector`. Target exit values
+//! (`>= EXIT_TARGET_BASE`) stop the loop with that value. No interrupts yet.
 //!
 //! # Self-modifying code
 //! Every page a TB is translated from is marked as holding code ([`SoftMmu::set_code_page`]); the code-write
@@ -156,6 +156,9 @@ impl X86Fill {
             (*s).exception_index = vector;
             (*s).error_code = error_code;
             (*s).fault_addr = addr;
+            // A fault, not a trap: forget what an earlier int n left.
+            (*s).exception_is_int = 0;
+            (*s).exception_is_trap = 0;
         }
     }
 }
@@ -234,7 +237,9 @@ pub struct X86Exception {
     pub error_code: u32,
     /// The faulting address (#PF).
     pub fault_addr: u64,
-    /// rip of the instruction that raised it.
+    /// Where the exception returns: for a fault the rip of the instruction that raised it; for a trap (int n,
+    /// int3, into, int1: `X86CpuState::exception_is_trap`) the rip of the next instruction, which is also
+    /// where the CPU state's rip is left.
     pub rip: u64,
 }
 
@@ -370,6 +375,18 @@ impl TranslatorOps for X86Translator<'_, '_> {
         };
         self.dc.tb_stop(f);
     }
+
+    fn disas_log(&mut self, db: &DisasBase) -> Option<String> {
+        // `-d in_asm` only: fetch the TB's bytes again (the context does not keep them).
+        let mut bytes = vec![0; db.size() as usize];
+        let linear = linear(&self.dc.flags, db.key.pc);
+        let n = self.fetch.fetch(linear, &mut bytes);
+        Some(crate::dump::format_in_asm(
+            &bytes[..n],
+            db.key.pc,
+            self.dc.flags.bitness,
+        ))
+    }
 }
 
 impl CpuOps for X86Cpu {
@@ -441,7 +458,10 @@ impl CpuOps for X86Cpu {
     }
 
     fn handle_exception(&mut self) -> CpuAction {
+        // A trap returns to the next instruction (the loop restored the trapping one's rip).
+        self.state_mut().complete_trap();
         let s = self.state();
+        crate::dump::log_exception(s);
         let e = X86Exception {
             vector: s.exception_index,
             error_code: s.error_code,
@@ -463,6 +483,10 @@ impl CpuOps for X86Cpu {
     fn handle_exit(&mut self, value: u64) -> CpuAction {
         debug_assert!(value >= EXIT_TARGET_BASE);
         CpuAction::Stop(value)
+    }
+
+    fn dump_state(&self) -> String {
+        self.state().to_string()
     }
 }
 

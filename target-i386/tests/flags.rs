@@ -773,7 +773,9 @@ fn bswap_and_cpuid() {
         vendor.extend_from_slice(&(m.cpu.regs[r] as u32).to_le_bytes());
     }
     assert_eq!(&vendor, rqemu_target_i386::cpuid::VENDOR);
-    assert_eq!(m.cpu.regs[0], 1);
+    // The highest basic leaf, as the CPUID model reports it (zero-extended into rax).
+    assert_eq!(m.cpu.regs[0], u64::from(rqemu_target_i386::cpuid::cpuid(0, 0).eax));
+    assert!(m.cpu.regs[0] >= 7, "leaf 7 (BMI1/BMI2) is advertised");
 }
 
 macro_rules! native_shxd {

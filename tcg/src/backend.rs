@@ -76,6 +76,12 @@ pub trait CompiledTb {
 
     /// Bytes of generated code or bytecode, for statistics.
     fn code_size(&self) -> usize;
+
+    /// The generated code as text (one host instruction or bytecode per line), for `-d out_asm`. Backends
+    /// opt in; the default `None` makes the log show the code size only.
+    fn disassemble(&self) -> Option<String> {
+        None
+    }
 }
 
 /// One TB handed to [`Backend::compile_group`], with its direct-jump successors inside the group.

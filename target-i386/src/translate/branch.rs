@@ -137,9 +137,26 @@ impl DisasContext<'_> {
     pub(super) fn gen_loop(&mut self, f: &mut Func) -> bool {
         use iced_x86::Mnemonic as M;
         let m = self.insn.mnemonic();
-        let size = match self.flags.bitness {
-            64 if m != M::Jecxz => Size::Q,
-            16 => Size::W,
+        // The count register is the address size's (a 0x67 prefix selects ECX in 64-bit mode, CX in 32-bit
+        // mode), not the operand size's; a 32-bit count write zero-extends into RCX like any 32-bit write.
+        use iced_x86::Code as C;
+        let size = match self.insn.code() {
+            C::Jcxz_rel8_16
+            | C::Jcxz_rel8_32
+            | C::Loop_rel8_16_CX
+            | C::Loop_rel8_32_CX
+            | C::Loope_rel8_16_CX
+            | C::Loope_rel8_32_CX
+            | C::Loopne_rel8_16_CX
+            | C::Loopne_rel8_32_CX => Size::W,
+            C::Jrcxz_rel8_16
+            | C::Jrcxz_rel8_64
+            | C::Loop_rel8_16_RCX
+            | C::Loop_rel8_64_RCX
+            | C::Loope_rel8_16_RCX
+            | C::Loope_rel8_64_RCX
+            | C::Loopne_rel8_16_RCX
+            | C::Loopne_rel8_64_RCX => Size::Q,
             _ => Size::L,
         };
         let rcx_n = crate::cpu::reg::RCX;

@@ -3,7 +3,7 @@
 //!
 //! Files: `operand.rs` (registers with x86's partial-write rules, effective addresses, loads and stores),
 //! `flags.rs` (lazy flags: setting them, and the gen_prepare_cc fast path), `alu.rs`, `muldiv.rs`, `bits.rs`,
-//! `mov.rs`, `string.rs`, `stack.rs`, `branch.rs`, `system.rs` (one instruction family each).
+//! `mov.rs`, `string.rs`, `stack.rs`, `branch.rs`, `system.rs`, `bmi.rs` (one instruction family each).
 //!
 //! # Conventions
 //! - **PCs** are `rip` values (offsets in CS); code is fetched at `cs_base + rip`. In 64-bit mode CS's base is 0.
@@ -18,30 +18,40 @@
 //!   - `goto_ptr` of the loop's `lookup_tb_ptr` helper (when registered) or `exit_tb(EXIT_LOOKUP)`, after
 //!     `rip = target`, for indirect jumps, returns and direct targets on another page.
 //!   - A fault (TbExit::Fault) for exceptions: the `raise_exception` helper (unimplemented instructions: #UD)
-//!     or a failing guest access.
+//!     or a failing guest access; also for traps (int3, int n, into, int1) through `raise_interrupt`, which
+//!     records the next instruction's rip in `exception_next_rip` and sets `exception_is_trap`: the loop
+//!     restores the trapping instruction from `insn_start` as for a fault, then moves rip to the next one
+//!     (`X86CpuState::complete_trap`).
 //! - **Ends of TBs**: after a jump, call or return, when the next instruction starts on another page than the
 //!   first, after `max_insns` instructions, and before an instruction whose bytes cannot be fetched (unless it
 //!   is the first: then [`translate_tb`] reports the fetch fault and the loop raises #PF).
 //!
 //! # What is translated
 //! - data movement: mov (all forms incl. imm64 and moffs), movzx, movsx, movsxd, lea, xchg, cbw/cwde/cdqe,
-//!   cwd/cdq/cqo, bswap, setcc, cmovcc, nop, pause;
+//!   cwd/cdq/cqo, bswap, movbe (load and store, 16/32/64), setcc, cmovcc, nop, pause;
 //! - arithmetic: add, adc, sub, sbb, and, or, xor, cmp, test, inc, dec, neg, not, xadd, cmpxchg, cmpxchg8b,
 //!   cmpxchg16b (lock accepted on memory forms); mul, imul (all forms), div, idiv (#DE);
 //! - shifts and bits: shl/sal, shr, sar, rol, ror, rcl, rcr (imm, 1, CL), shld, shrd; bt, bts, btr, btc;
 //!   bsf, bsr; popcnt, lzcnt, tzcnt; xlat;
+//! - BMI1/BMI2 (`bmi.rs`, VEX-encoded, 32/64 bits): andn, bextr, blsi, blsmsk, blsr, bzhi, mulx, pdep, pext,
+//!   rorx, sarx, shlx, shrx;
 //! - flags: clc, stc, cmc, cld, std, lahf, sahf, pushf, popf (as CPL 0; ends the TB);
-//! - stack and control: push/pop (register, immediate, r/m), leave, call/ret (near, ret imm16), jmp (rel, r/m),
-//!   jcc, jrcxz/jecxz, loop/loope/loopne;
+//! - stack and control: push/pop (register, immediate, r/m), enter (any nesting level), leave, call/ret (near,
+//!   ret imm16), jmp (rel, r/m), jcc, jrcxz/jecxz, loop/loope/loopne;
 //! - strings: movs, stos, lods, cmps, scas with rep/repe/repne (one iteration per TB run, restartable);
-//! - cpuid;
+//! - cpuid, rdtsc, rdtscp, rdpid (`system.rs`);
+//! - software interrupts and traps, recorded (no IDT delivery yet): int3 (#BP), int n, into (#OF when OF is
+//!   set; #UD in 64-bit mode), int1/icebp (#DB);
 //! - SSE/SSE2 moves (`sse_moves.rs`): movd, movq, movdqa/movdqu, movaps/movups, movapd/movupd, pxor/xorps/xorpd;
 //! - x87/SSE control state (`x87_state.rs`): fninit, fnstcw/fldcw, fnstsw, wait, ldmxcsr/stmxcsr, fxsave/fxrstor.
 //!
-//! Everything else (and any operand that is not a general-purpose register, memory or immediate) raises #UD.
+//! Everything else (and any operand that is not a general-purpose register, memory or immediate) raises #UD,
+//! notably far call/jmp (direct and through memory), retf, and mov/push/pop of segment registers, which need
+//! descriptor loads.
 
 mod alu;
 mod bits;
+mod bmi;
 mod branch;
 mod flags;
 mod mov;
@@ -53,7 +63,7 @@ mod string;
 mod system;
 mod x87_state;
 
-use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic, OpKind};
+use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, MemorySize, Mnemonic, OpKind};
 use rqemu_include::TARGET_PAGE_MASK;
 use rqemu_tcg::{Func, Temp};
 
@@ -258,6 +268,16 @@ impl<'t> DisasContext<'t> {
             }
             M::Ldmxcsr | M::Stmxcsr => return self.gen_x87_state(f),
             M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => return self.gen_x87_state(f),
+            // Far call/jmp through memory (m16:16/32/64) load a code segment descriptor: not yet (#UD), not to be
+            // mistaken for the near indirect forms.
+            M::Call | M::Jmp
+                if matches!(
+                    self.insn.memory_size(),
+                    MemorySize::SegPtr16 | MemorySize::SegPtr32 | MemorySize::SegPtr64
+                ) =>
+            {
+                return false
+            }
             _ => {}
         }
         if !self.operands_supported() {
@@ -279,6 +299,24 @@ impl<'t> DisasContext<'t> {
             M::Cmpxchg => self.gen_cmpxchg(f),
             M::Cmpxchg8b | M::Cmpxchg16b => self.gen_cmpxchg_wide(f),
             M::Cpuid => self.gen_cpuid(f),
+            M::Rdtsc | M::Rdtscp => self.gen_rdtsc(f),
+            M::Rdpid => self.gen_rdpid(f),
+            M::Int3 | M::Int | M::Int1 | M::Into => self.gen_interrupt(f),
+            M::Andn
+            | M::Bextr
+            | M::Blsi
+            | M::Blsmsk
+            | M::Blsr
+            | M::Bzhi
+            | M::Mulx
+            | M::Pdep
+            | M::Pext
+            | M::Rorx
+            | M::Sarx
+            | M::Shlx
+            | M::Shrx => self.gen_bmi(f),
+            M::Movbe => self.gen_movbe(f),
+            M::Enter => self.gen_enter(f),
             M::Jrcxz | M::Jecxz | M::Loop | M::Loope | M::Loopne => self.gen_loop(f),
             M::Mul | M::Imul => self.gen_mul(f),
             M::Div | M::Idiv => self.gen_div(f),
@@ -369,6 +407,7 @@ impl<'t> DisasContext<'t> {
             | OpKind::NearBranch32
             | OpKind::NearBranch64
             | OpKind::Immediate8
+            | OpKind::Immediate8_2nd
             | OpKind::Immediate16
             | OpKind::Immediate32
             | OpKind::Immediate64
@@ -443,5 +482,6 @@ pub fn disassemble(bytes: &[u8], pc: u64, bitness: u32) -> String {
 }
 
 pub(crate) use bits::{helper_rotate_carry, helper_rotate_carry_flags};
+pub(crate) use bmi::helper_pdep_pext;
 pub(crate) use muldiv::helper_divide;
-pub(crate) use system::helper_cpuid;
+pub(crate) use system::{helper_cpuid, helper_raise_interrupt, helper_rdtsc};

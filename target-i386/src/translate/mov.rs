@@ -1,4 +1,4 @@
-//! Data movement: mov (every form, imm64 and moffs included), movzx, movsx, movsxd, lea, xchg,
+//! Data movement: mov (every form, imm64 and moffs included), movzx, movsx, movsxd, lea, xchg, movbe,
 //! cbw/cwde/cdqe, cwd/cdq/cqo, and the condition consumers that move data: setcc and cmovcc.
 
 use iced_x86::{Mnemonic, OpKind, Register};
@@ -56,6 +56,24 @@ impl DisasContext<'_> {
         let signed = self.insn.mnemonic() != Mnemonic::Movzx;
         let x = gen_ext(f, ssize, signed, v);
         self.gen_st(f, Loc::Reg(self.insn.op_register(0)), dsize, x);
+        true
+    }
+
+    /// movbe r, m | m, r (16, 32, 64 bits): a load or store with the bytes swapped. The 16-bit load merges
+    /// into the register like any 16-bit write; flags are untouched.
+    pub(super) fn gen_movbe(&mut self, f: &mut Func) -> bool {
+        let Some(size) = self.op_size(0).filter(|&s| s != Size::B) else {
+            return false;
+        };
+        let v = self.load_operand(f, 1, size);
+        let t = f.new_ebb_temp(Type::I64);
+        match size {
+            Size::W => f.bswap16(t, v),
+            Size::L => f.bswap32(t, v),
+            _ => f.bswap64(t, v),
+        }
+        let loc = self.op_loc(f, 0);
+        self.gen_st(f, loc, size, t);
         true
     }
 

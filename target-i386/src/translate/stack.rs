@@ -1,11 +1,12 @@
-//! The stack: push and pop (register, immediate, r/m) and leave, with the stack primitives call and ret use.
+//! The stack: push and pop (register, immediate, r/m), enter and leave, with the stack primitives call and ret
+//! use.
 //!
 //! Stack accesses are made at `ss_base + rsp` truncated to the stack address size (64 bits in long mode, 32 or
 //! 16 outside it); the stack pointer is written only after the access succeeded, so a faulting push or pop
 //! leaves it unchanged.
 
 use iced_x86::OpKind;
-use rqemu_include::MmuIdx;
+use rqemu_include::{MemOp, MmuIdx};
 use rqemu_tcg::{Func, Temp, Type};
 
 use super::operand::{memop, Loc};
@@ -171,9 +172,82 @@ impl DisasContext<'_> {
         true
     }
 
-    /// leave: rsp = rbp, then pop rbp.
+    /// enter imm16, imm8: pushes the frame pointer, copies `level - 1` frame pointers of the enclosing frames
+    /// (read at `rbp - k * size`) and pushes the new frame pointer (when `level > 0`, taken modulo 32), then
+    /// sets the frame pointer (at the operand size) and lowers the stack pointer by the pushes and `imm16`.
+    /// The final stack pointer is probed for writing first (as CPUs do); every access is made before any
+    /// register changes, so a fault leaves rsp and rbp alone (the stores before it stay).
+    pub(super) fn gen_enter(&mut self, f: &mut Func) -> bool {
+        let size = self.enter_op_size();
+        let alloc = self.insn.immediate(0) & 0xffff;
+        let level = self.insn.immediate(1) & 31;
+        let bytes = size.bytes() as u64;
+        let mo = memop(size);
+        let rbp = I386Target::reg(reg::RBP);
+        // The frame pointer (FrameTemp): where the old rbp is pushed.
+        let frame = self.gen_sp_offset(f, bytes.wrapping_neg());
+        let sp = self.gen_stack_offset_of(f, frame, (level * bytes + alloc).wrapping_neg());
+        // CPUs check that the final stack pointer can be written (#PF otherwise, even when nothing is pushed
+        // there). The IR has no write probe: read the byte and write it back, first, so a fault leaves memory
+        // alone. A not-present page therefore faults as a read (error code without W).
+        let probe_addr = self.add_seg_base(f, sp, seg::SS);
+        let probe = f.new_ebb_temp(Type::I64);
+        f.qemu_ld(probe, probe_addr, MemOp::UB, MmuIdx::default());
+        f.qemu_st(probe, probe_addr, MemOp::UB, MmuIdx::default());
+        let addr = self.add_seg_base(f, frame, seg::SS);
+        f.qemu_st(rbp, addr, mo, MmuIdx::default());
+        if level > 0 {
+            for i in 1..level {
+                let src = self.gen_stack_addr(f, rbp, (i * bytes).wrapping_neg());
+                let v = f.new_ebb_temp(Type::I64);
+                f.qemu_ld(v, src, mo, MmuIdx::default());
+                let dst = self.gen_stack_addr(f, frame, (i * bytes).wrapping_neg());
+                f.qemu_st(v, dst, mo, MmuIdx::default());
+            }
+            let dst = self.gen_stack_addr(f, frame, (level * bytes).wrapping_neg());
+            f.qemu_st(frame, dst, mo, MmuIdx::default());
+        }
+        self.write_reg_n(f, reg::RBP, size, frame);
+        self.gen_set_sp(f, sp);
+        true
+    }
+
+    /// The operand size of enter (and its pushes): 64 or 16 in 64-bit mode, 32 or 16 outside it (iced-x86
+    /// already applied the mode and the 66 prefix).
+    fn enter_op_size(&self) -> Size {
+        match self.insn.code() {
+            iced_x86::Code::Enterq_imm16_imm8 => Size::Q,
+            iced_x86::Code::Enterd_imm16_imm8 => Size::L,
+            _ => Size::W,
+        }
+    }
+
+    /// `base + delta` truncated to the stack address size.
+    fn gen_stack_offset_of(&mut self, f: &mut Func, base: Temp, delta: u64) -> Temp {
+        let t = f.new_ebb_temp(Type::I64);
+        let k = f.constant(Type::I64, delta);
+        f.add(t, base, k);
+        match self.stack_addr_size() {
+            Size::L => f.ext32u(t, t),
+            Size::W => f.ext16u(t, t),
+            _ => {}
+        }
+        t
+    }
+
+    /// The linear address of the stack location `base + delta` (stack address size, SS base).
+    fn gen_stack_addr(&mut self, f: &mut Func, base: Temp, delta: u64) -> Temp {
+        let t = self.gen_stack_offset_of(f, base, delta);
+        self.add_seg_base(f, t, seg::SS)
+    }
+
+    /// leave: rsp = rbp, then pop rbp (with a 66 prefix: 16 bits into bp only).
     pub(super) fn gen_leave(&mut self, f: &mut Func) -> bool {
-        let size = self.stack_op_size(1);
+        let size = match self.insn.code() {
+            iced_x86::Code::Leaveq => Size::Q,
+            iced_x86::Code::Leaved => Size::L,
+            _ => Size::W,
+        };
         let size_sp = self.stack_addr_size();
         let rbp = I386Target::reg(reg::RBP);
         let sp = f.new_ebb_temp(Type::I64);

@@ -62,6 +62,11 @@ impl DisasContext<'_> {
                 let addr = self.gen_ea(f, 0);
                 let t = f.new_ebb_temp(Type::I64);
                 f.qemu_ld(t, addr, MemOp::LEUW, MmuIdx::default());
+                // Reserved FCW bits: 6 reads as 1, 7 and 13..15 as 0 (measured on the host CPU; Bochs does the same).
+                let keep = f.constant(Type::I64, 0x1f3f);
+                let one = f.constant(Type::I64, 0x40);
+                f.and(t, t, keep);
+                f.or(t, t, one);
                 f.store(Opcode::St16, t, Temp::ENV, FCW);
             }
             M::Stmxcsr if mem => {

@@ -130,4 +130,9 @@ impl CompiledTb for TciTb {
             + size_of::<u64>() * (self.template.len() + self.exits.len())
             + size_of::<CallSite>() * self.calls.len()
     }
+
+    /// The bytecode listing ([`TciTb::disassemble`]), for `-d out_asm`.
+    fn disassemble(&self) -> Option<String> {
+        Some(TciTb::disassemble(self))
+    }
 }

@@ -8,12 +8,15 @@
 //!   trait the emulator side implements and `run_diff`, which prints the `cpu-diff:` summary line;
 //! - `vectors`: the recorded-vector text format (record natively, replay anywhere, e.g. on wasm32);
 //! - `rqemu`: the CPU under test, rqemu's frontend on tci (or wasm32, feature `wasm32`);
+//! - `coverage`: which mnemonics rqemu implements (probed on tci) against those the generator fuzzes, and the
+//!   coverage section of docs/target-i386.md;
 //! - `native` (x86-64 Linux only): the oracle that runs cases on the host CPU in a sandboxed child.
 //!
 //! Everything but `native` builds on every target, so recorded vectors can be replayed where no x86-64 CPU is.
 //! README.md beside this crate describes the shared addresses, the comparison and the sandbox.
 
 pub mod compare;
+pub mod coverage;
 pub mod generate;
 pub mod rqemu;
 pub mod state;

@@ -200,17 +200,16 @@ fn generated_cases_run_without_harness_failure_and_deterministically() {
     assert_eq!(a, b);
     let mut faults: HashMap<String, usize> = HashMap::new();
     for (c, r) in cases.iter().zip(&a) {
-        let kind = match r.fault {
-            Fault::None | Fault::De => r.fault.to_string(),
-            other => panic!("unexpected {other} for {:02x?}", c.code),
-        };
+        assert!(expected_fault(c, r), "unexpected {} for {:02x?}", r.fault, c.code);
+        let kind = r.fault.to_string();
         *faults.entry(kind).or_default() += 1;
         if r.fault == Fault::None {
             assert_eq!(r.rip, c.end_offset());
         }
     }
-    // Most cases complete; divides by zero or overflowing divides raise #DE.
-    assert!(faults["none"] > 9_000, "{faults:?}");
+    // Most cases complete; divides by zero or overflowing divides raise #DE, misaligned SSE and reserved MXCSR
+    // bits #GP, branches not taken into their ud2 filler #UD.
+    assert!(faults["none"] > 8_500, "{faults:?}");
 }
 
 #[test]
@@ -221,12 +220,7 @@ fn generated_sequences_stay_inside_the_scratch_area() {
     });
     let cases = g.cases(0xabc, 5_000);
     for (c, r) in cases.iter().zip(run_native(&cases)) {
-        assert!(
-            matches!(r.fault, Fault::None | Fault::De),
-            "{} for {:02x?}",
-            r.fault,
-            c.code
-        );
+        assert!(expected_fault(c, &r), "{} for {:02x?}", r.fault, c.code);
     }
 }
 
@@ -305,13 +299,19 @@ fn compact_cases_run_too() {
         ..GenOptions::default()
     });
     let cases = g.cases(77, 2_000);
-    assert!(cases.iter().all(|c| c.init.xmm == [0; 16]));
+    // Only the XMM registers an SSE form names get values.
+    assert!(cases.iter().filter(|c| c.init.xmm == [0; 16]).count() > 1_800);
     for (c, r) in cases.iter().zip(run_native(&cases)) {
-        assert!(
-            matches!(r.fault, Fault::None | Fault::De),
-            "{} for {:02x?}",
-            r.fault,
-            c.code
-        );
+        assert!(expected_fault(c, &r), "{} for {:02x?}", r.fault, c.code);
+    }
+}
+
+/// The outcomes generated cases may have: the end, #DE (divides), #GP (misaligned aligned-SSE or cmpxchg16b
+/// operands, reserved MXCSR bits) or #UD at a `ud2` that a branch should have skipped (the generator's filler).
+fn expected_fault(c: &rqemu_tests_cpu_diff::Case, r: &rqemu_tests_cpu_diff::CpuSnapshot) -> bool {
+    match r.fault {
+        Fault::None | Fault::De | Fault::Gp => true,
+        Fault::Ud => c.code.get(r.rip as usize..r.rip as usize + 2) == Some(&[0x0f, 0x0b][..]),
+        _ => false,
     }
 }

@@ -1,7 +1,8 @@
 //! The differential run `cargo xtask fuzz-cpu` drives: `cpu-diff [--cases N] [--seed S] [--backend tci|wasm32]
-//! [--max-insns K] [--show N]` generates N cases from seed S, runs them on this machine's CPU (the oracle) and on
+//! [--max-insns K] [--show N] [--families a,b]` generates N cases from seed S, runs them on this machine's CPU (the oracle) and on
 //! rqemu, prints the first mismatches (default 20) and the `cpu-diff:` summary line, and exits 1 if any case
-//! mismatched (2 on a usage error). x86-64 Linux only.
+//! mismatched (2 on a usage error). `--families` restricts generation to some families (names as in
+//! `generate::Family`, case-insensitive; default `Family::ALL`, e.g. `--families string,bmi`). x86-64 Linux only.
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn main() {
@@ -15,6 +16,7 @@ fn main() {
     let mut max_insns = 1usize;
     let mut show = 20usize;
     let mut backend = String::from("tci");
+    let mut families = rqemu_tests_cpu_diff::generate::Family::ALL.to_vec();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
@@ -25,6 +27,15 @@ fn main() {
             "--max-insns" => max_insns = parse(&value).max(1) as usize,
             "--show" => show = parse(&value) as usize,
             "--backend" => backend = value,
+            "--families" => {
+                families = value
+                    .split(',')
+                    .map(|n| {
+                        rqemu_tests_cpu_diff::generate::Family::from_name(n)
+                            .unwrap_or_else(|| usage(&format!("unknown family `{n}`")))
+                    })
+                    .collect()
+            }
             _ => usage(&format!("unknown flag `{flag}`")),
         }
     }
@@ -38,6 +49,7 @@ fn main() {
     };
     let generator = Generator::new(GenOptions {
         max_insns,
+        families,
         ..GenOptions::default()
     });
     let list = generator.cases(seed, cases);
@@ -60,7 +72,7 @@ fn main() {
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "cpu-diff: {problem}\nusage: cpu-diff [--cases N] [--seed S] [--backend tci|wasm32] [--max-insns K] [--show N]"
+        "cpu-diff: {problem}\nusage: cpu-diff [--cases N] [--seed S] [--backend tci|wasm32] [--max-insns K] [--show N] [--families a,b]"
     );
     std::process::exit(2)
 }

@@ -1,0 +1,387 @@
+//! Which mnemonics the frontend implements, found by probing rather than listed by hand, and how that compares
+//! with what the generator fuzzes.
+//!
+//! [`probe`] takes every iced-x86 [`Code`] that is legacy- or VEX-encoded and valid in 64-bit mode, builds one
+//! sample instruction of it (register forms of r/m operands, `[rbx]` into the scratch page for memory-only
+//! operands, immediates 1, branches to the next instruction), and runs it alone on rqemu (tci) from a fixed state.
+//! A code is implemented unless it raises #UD at its own address: the frontend turns everything it does not
+//! translate into `raise_exception(6)` at translation time, so running is the robust test (a translated
+//! instruction may still fault otherwise, e.g. #GP or #PF, which says nothing about #UD). A mnemonic is
+//! implemented when any of its codes is.
+//!
+//! `CPU_DIFF_PROBE_TRACE=1` prints every probe's bytes and outcome to stderr.
+//!
+//! [`uncovered`] is the claimed set minus [`generated_mnemonics`] minus [`EXCLUDED`]; a test requires it to be
+//! empty, so a newly translated mnemonic that nobody fuzzes fails. [`doc_section`] renders the
+//! `## Differential coverage` section of docs/target-i386.md, kept in sync by a test (`RQEMU_BLESS=1` rewrites it).
+
+use crate::compare::CpuUnderTest;
+use crate::generate::{forms, Family};
+use crate::rqemu::Rqemu;
+use crate::state::{Case, CpuState, Fault, CODE_ADDR, SCRATCH_ADDR, SCRATCH_STACK_TOP};
+use iced_x86::{
+    Code, CpuidFeature, Encoder, EncodingKind, Instruction, Mnemonic, OpCodeOperandKind as K, OpKind, Register,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Mnemonics rqemu implements that the generator deliberately does not fuzz, with the reason.
+pub const EXCLUDED: &[(Mnemonic, &str)] = &[
+    (
+        Mnemonic::Cpuid,
+        "rqemu's CPUID model differs from the host CPU by design",
+    ),
+    (Mnemonic::Rdtsc, "reads time: differs between any two runs"),
+    (
+        Mnemonic::Rdtscp,
+        "reads time (and TSC_AUX): differs between any two runs",
+    ),
+    (
+        Mnemonic::Rdpid,
+        "reads TSC_AUX: natively the kernel's number of the CPU the process runs on",
+    ),
+    (
+        Mnemonic::Int3,
+        "the terminator of every case: natively its SIGTRAP means \"case ended\"",
+    ),
+    (
+        Mnemonic::Int,
+        "natively the kernel turns int n into signals whose meaning differs from the vector",
+    ),
+    (Mnemonic::Int1, "natively a SIGTRAP like the terminator's"),
+    (
+        Mnemonic::Fxsave,
+        "the 512-byte area is larger than the 256 compared scratch bytes, FCW/FSW are not compared, and MXCSR_MASK \
+         differs by design (this AMD host 0x2ffff, rqemu 0xffff)",
+    ),
+    (Mnemonic::Fxsave64, "as fxsave"),
+    (
+        Mnemonic::Fxrstor,
+        "as fxsave; it also loads x87 state the harness does not compare",
+    ),
+    (Mnemonic::Fxrstor64, "as fxrstor"),
+];
+
+/// CPUID features of the integer ISA the frontend claims (issue 4's baseline: 8086..486 and x86-64, with CMOV,
+/// CX8, CX16, POPCNT, LZCNT, BMI1/BMI2, MOVBE, TSC, the multi-byte nop and CPUID itself).
+const INTEGER_ISA: &[CpuidFeature] = &[
+    CpuidFeature::INTEL8086,
+    CpuidFeature::INTEL186,
+    CpuidFeature::INTEL286,
+    CpuidFeature::INTEL386,
+    CpuidFeature::INTEL486,
+    CpuidFeature::X64,
+    CpuidFeature::CMOV,
+    CpuidFeature::CX8,
+    CpuidFeature::CMPXCHG16B,
+    CpuidFeature::CPUID,
+    CpuidFeature::POPCNT,
+    CpuidFeature::LZCNT,
+    CpuidFeature::BMI1,
+    CpuidFeature::BMI2,
+    CpuidFeature::MOVBE,
+    CpuidFeature::TSC,
+    CpuidFeature::RDTSCP,
+    CpuidFeature::MULTIBYTENOP,
+    CpuidFeature::PAUSE,
+];
+
+/// The floating-point and SIMD extensions the frontend translates in part (state and moves only).
+const FP_SIMD: &[CpuidFeature] = &[
+    CpuidFeature::FPU,
+    CpuidFeature::FPU287,
+    CpuidFeature::FPU387,
+    CpuidFeature::FXSR,
+    CpuidFeature::MMX,
+    CpuidFeature::SSE,
+    CpuidFeature::SSE2,
+];
+
+/// What probing found.
+#[derive(Clone, Debug, Default)]
+pub struct Probe {
+    /// Mnemonics with at least one code that translates (does not raise #UD).
+    pub implemented: BTreeSet<Mnemonic>,
+    /// Every probed mnemonic, with the CPUID feature list of each of its codes.
+    pub features: BTreeMap<Mnemonic, Vec<&'static [CpuidFeature]>>,
+    /// Codes probed, and codes no sample could be built for (far branches, xbegin, EVEX-only kinds).
+    pub probed: usize,
+    pub unbuildable: usize,
+}
+
+impl Probe {
+    /// Mnemonics of a group of CPUID features: those with a code that needs only features of `group`.
+    fn in_group(&self, group: &[CpuidFeature]) -> BTreeSet<Mnemonic> {
+        self.features
+            .iter()
+            .filter(|(_, codes)| codes.iter().any(|f| f.iter().all(|x| group.contains(x))))
+            .map(|(m, _)| *m)
+            .collect()
+    }
+
+    /// Mnemonics of the claimed integer ISA that still raise #UD.
+    pub fn integer_ud(&self) -> BTreeSet<Mnemonic> {
+        &self.in_group(INTEGER_ISA) - &self.implemented
+    }
+}
+
+/// The probe's state: RBX points into the scratch page (memory samples use `[rbx]`), RCX is a small count, RSP
+/// is the scratch stack.
+fn probe_state() -> CpuState {
+    let mut s = CpuState::default();
+    for (i, g) in s.gpr.iter_mut().enumerate() {
+        *g = i as u64 * 3 + 1;
+    }
+    s.gpr[3] = SCRATCH_ADDR + 0x40;
+    s.gpr[1] = 2;
+    s.gpr[4] = SCRATCH_STACK_TOP;
+    s
+}
+
+/// Register number `n` of the class an operand kind names (None: not a register kind).
+fn class_register(kind: K, n: u32) -> Option<Register> {
+    let gpr = |w: u32| crate::generate::gpr_for(w, n as usize);
+    Some(match kind {
+        K::r8_reg | K::r8_opcode | K::r8_or_mem => gpr(8),
+        K::r16_reg | K::r16_reg_mem | K::r16_rm | K::r16_opcode | K::r16_or_mem => gpr(16),
+        K::r32_reg | K::r32_reg_mem | K::r32_rm | K::r32_opcode | K::r32_vvvv | K::r32_or_mem | K::r32_or_mem_mpx => {
+            gpr(32)
+        }
+        K::r64_reg | K::r64_reg_mem | K::r64_rm | K::r64_opcode | K::r64_vvvv | K::r64_or_mem | K::r64_or_mem_mpx => {
+            gpr(64)
+        }
+        K::mm_reg | K::mm_rm | K::mm_or_mem => Register::MM0 + n,
+        K::xmm_reg | K::xmm_rm | K::xmm_vvvv | K::xmmp3_vvvv | K::xmm_is4 | K::xmm_is5 | K::xmm_or_mem => {
+            Register::XMM0 + n
+        }
+        K::ymm_reg | K::ymm_rm | K::ymm_vvvv | K::ymm_is4 | K::ymm_is5 | K::ymm_or_mem => Register::YMM0 + n,
+        K::k_reg | K::k_rm | K::k_vvvv | K::k_or_mem => Register::K0 + n,
+        K::bnd_reg | K::bnd_or_mem_mpx => Register::BND0 + n % 4,
+        K::tmm_reg | K::tmm_rm | K::tmm_vvvv => Register::TMM0 + n,
+        K::seg_reg => Register::DS,
+        K::cr_reg => Register::CR0,
+        K::dr_reg => Register::DR0,
+        K::tr_reg => Register::TR3,
+        K::es => Register::ES,
+        K::cs => Register::CS,
+        K::ss => Register::SS,
+        K::ds => Register::DS,
+        K::fs => Register::FS,
+        K::gs => Register::GS,
+        K::al => Register::AL,
+        K::cl => Register::CL,
+        K::ax => Register::AX,
+        K::dx => Register::DX,
+        K::eax => Register::EAX,
+        K::rax => Register::RAX,
+        K::st0 => Register::ST0,
+        K::sti_opcode => Register::ST1,
+        _ => return None,
+    })
+}
+
+/// A sample instruction of `code` branching (if it branches) to `target`; `None` if an operand kind has no
+/// sample.
+fn sample(code: Code, target: u64) -> Option<Instruction> {
+    let mut insn = Instruction::with(code);
+    for (i, kind) in code.op_code().op_kinds().iter().enumerate() {
+        let i = i as u32;
+        let imm = |insn: &mut Instruction, k: OpKind| -> Option<()> {
+            insn.set_op_kind(i, k);
+            insn.try_set_immediate_i32(i, 1).ok()
+        };
+        match *kind {
+            K::imm8 | K::imm8_const_1 | K::imm4_m2z if i > 0 && insn.op_kind(i - 1) == OpKind::Immediate16 => {
+                insn.set_op_kind(i, OpKind::Immediate8_2nd);
+                insn.set_immediate8_2nd(1);
+            }
+            K::imm8 | K::imm8_const_1 | K::imm4_m2z => imm(&mut insn, OpKind::Immediate8)?,
+            K::imm8sex16 => imm(&mut insn, OpKind::Immediate8to16)?,
+            K::imm8sex32 => imm(&mut insn, OpKind::Immediate8to32)?,
+            K::imm8sex64 => imm(&mut insn, OpKind::Immediate8to64)?,
+            K::imm16 => imm(&mut insn, OpKind::Immediate16)?,
+            K::imm32 => imm(&mut insn, OpKind::Immediate32)?,
+            K::imm32sex64 => imm(&mut insn, OpKind::Immediate32to64)?,
+            K::imm64 => imm(&mut insn, OpKind::Immediate64)?,
+            K::br16_1 | K::br16_2 => {
+                insn.set_op_kind(i, OpKind::NearBranch16);
+                insn.set_near_branch16(target as u16);
+            }
+            K::br32_1 | K::br32_4 => {
+                insn.set_op_kind(i, OpKind::NearBranch32);
+                insn.set_near_branch32(target as u32);
+            }
+            K::br64_1 | K::br64_4 => {
+                insn.set_op_kind(i, OpKind::NearBranch64);
+                insn.set_near_branch64(target);
+            }
+            K::mem | K::mem_mpx | K::mem_mib | K::sibmem => {
+                insn.set_op_kind(i, OpKind::Memory);
+                insn.set_memory_base(Register::RBX);
+                insn.set_memory_index(if *kind == K::sibmem {
+                    Register::RSI
+                } else {
+                    Register::None
+                });
+                insn.set_memory_index_scale(1);
+            }
+            K::mem_offs => {
+                insn.set_op_kind(i, OpKind::Memory);
+                insn.set_memory_displacement64(SCRATCH_ADDR + 0x40);
+                insn.set_memory_displ_size(8);
+            }
+            K::mem_vsib32x | K::mem_vsib64x | K::mem_vsib32y | K::mem_vsib64y => {
+                insn.set_op_kind(i, OpKind::Memory);
+                insn.set_memory_base(Register::RBX);
+                let index = if matches!(*kind, K::mem_vsib32y | K::mem_vsib64y) {
+                    Register::YMM7
+                } else {
+                    Register::XMM7
+                };
+                insn.set_memory_index(index);
+                insn.set_memory_index_scale(1);
+            }
+            K::seg_rSI => insn.set_op_kind(i, OpKind::MemorySegRSI),
+            K::es_rDI => insn.set_op_kind(i, OpKind::MemoryESRDI),
+            K::seg_rDI => insn.set_op_kind(i, OpKind::MemorySegRDI),
+            K::seg_rBX_al => {
+                // xlat: [rbx + al]
+                insn.set_op_kind(i, OpKind::Memory);
+                insn.set_memory_base(Register::RBX);
+                insn.set_memory_index(Register::AL);
+                insn.set_memory_index_scale(1);
+            }
+            k => {
+                insn.set_op_kind(i, OpKind::Register);
+                insn.try_set_op_register(i, class_register(k, i + 1)?).ok()?;
+            }
+        }
+    }
+    Some(insn)
+}
+
+/// The probed codes: legacy- or VEX-encoded instructions valid in 64-bit mode.
+fn probed_codes() -> impl Iterator<Item = Code> {
+    Code::values().filter(|c| {
+        let op = c.op_code();
+        op.is_instruction() && op.mode64() && matches!(op.encoding(), EncodingKind::Legacy | EncodingKind::VEX)
+    })
+}
+
+/// Encodes a sample of `code` at `CODE_ADDR`, branches to the next instruction.
+fn encode_sample(code: Code) -> Option<Vec<u8>> {
+    let mut e = Encoder::new(64);
+    let len = e.encode(&sample(code, CODE_ADDR)?, CODE_ADDR).ok()?;
+    let _ = e.take_buffer();
+    e.encode(&sample(code, CODE_ADDR + len as u64)?, CODE_ADDR).ok()?;
+    Some(e.take_buffer())
+}
+
+/// Runs every probed code on rqemu (tci) and records which mnemonics translate.
+pub fn probe() -> Probe {
+    let mut cpu = Rqemu::tci();
+    let mut p = Probe::default();
+    let init = probe_state();
+    for code in probed_codes() {
+        let m = code.mnemonic();
+        p.features.entry(m).or_default().push(code.cpuid_features());
+        let trace = std::env::var_os("CPU_DIFF_PROBE_TRACE").is_some();
+        let Some(bytes) = encode_sample(code) else {
+            if trace {
+                eprintln!("{code:?}: no sample");
+            }
+            p.unbuildable += 1;
+            continue;
+        };
+        p.probed += 1;
+        if p.implemented.contains(&m) {
+            continue;
+        }
+        let case = Case {
+            init: init.clone(),
+            code: bytes,
+        };
+        let len = case.code.len() as u64;
+        let out = cpu.run(&case);
+        // #UD inside the sample's bytes: at its start, or after a wait prefix iced-x86 folds into the mnemonic
+        // (fclex = wait + fnclex) when only the wait translates.
+        if trace {
+            eprintln!("{code:?} {:02x?} -> {} at {:#x}", case.code, out.fault, out.rip);
+        }
+        // A fetch fault past the sample's bytes: rqemu's decoder reads it as a longer (other) instruction, so it
+        // does not implement this one as encoded (e.g. ud0 without a ModRM byte).
+        let fetch_past = matches!(out.fault, Fault::Pf { addr, write: false }
+            if out.rip == 0 && addr >= CODE_ADDR + len && addr < CODE_ADDR + crate::state::CODE_SIZE as u64);
+        if !(fetch_past || out.fault == Fault::Ud && out.rip < len) {
+            p.implemented.insert(m);
+        }
+    }
+    p
+}
+
+/// Every mnemonic the generator draws (over [`Family::ALL`]).
+pub fn generated_mnemonics() -> BTreeSet<Mnemonic> {
+    forms(&Family::ALL).iter().map(|c| c.mnemonic()).collect()
+}
+
+/// Implemented mnemonics that are neither generated nor excluded (must be empty).
+pub fn uncovered(p: &Probe) -> BTreeSet<Mnemonic> {
+    let excluded: BTreeSet<Mnemonic> = EXCLUDED.iter().map(|(m, _)| *m).collect();
+    &(&p.implemented - &generated_mnemonics()) - &excluded
+}
+
+fn names(set: impl IntoIterator<Item = Mnemonic>) -> String {
+    let v: Vec<String> = set.into_iter().map(|m| format!("{m:?}").to_lowercase()).collect();
+    v.join(" ")
+}
+
+/// The `## Differential coverage` section of docs/target-i386.md (up to the next `## ` heading).
+pub fn doc_section(p: &Probe) -> String {
+    let generated = generated_mnemonics();
+    let mut s = String::from("## Differential coverage\n");
+    s += "Generated by `tests/cpu-diff/src/coverage.rs` (a test keeps it in sync; `cargo xtask bless` rewrites it).\n";
+    s += &format!(
+        "Probing every legacy- or VEX-encoded iced-x86 code valid in 64-bit mode ({} codes; {} without a buildable \
+         sample) on rqemu finds {} implemented mnemonics; the generator (`Family::ALL`, {} forms) fuzzes {} \
+         mnemonics against this machine's CPU.\n\n",
+        p.probed + p.unbuildable,
+        p.unbuildable,
+        p.implemented.len(),
+        forms(&Family::ALL).len(),
+        generated.len()
+    );
+    s += "| family | mnemonics |\n|---|---|\n";
+    for f in Family::ALL {
+        s += &format!("| {f:?} | {} |\n", names(f.mnemonics().iter().copied()));
+    }
+    s += "\nImplemented but not fuzzed (the coverage test allows exactly these):\n\n";
+    s += "| mnemonic | why |\n|---|---|\n";
+    for (m, why) in EXCLUDED {
+        s += &format!("| {} | {why} |\n", names([*m]));
+    }
+    s += &format!(
+        "\nMnemonics of the claimed integer ISA (iced-x86 CPUID features {}) that raise #UD in rqemu:\n{}.\n",
+        names_features(INTEGER_ISA),
+        names(p.integer_ud())
+    );
+    s += "\nFloating point and SIMD, translated in part (a mnemonic counts under an extension when one of its codes \
+          needs only that extension; `cmpsd`/`movsd` count through their string forms):\n\n";
+    s += "| extension | translated | of | translated mnemonics |\n|---|---|---|---|\n";
+    for group in FP_SIMD {
+        let all = p.in_group(&[*group]);
+        let done = &all & &p.implemented;
+        s += &format!(
+            "| {} | {} | {} | {} |\n",
+            format!("{group:?}").to_lowercase(),
+            done.len(),
+            all.len(),
+            names(done)
+        );
+    }
+    s += "\n";
+    s
+}
+
+fn names_features(f: &[CpuidFeature]) -> String {
+    let v: Vec<String> = f.iter().map(|x| format!("{x:?}")).collect();
+    v.join(", ")
+}

@@ -1,0 +1,89 @@
+//! Every mnemonic rqemu implements is fuzzed (or excluded with a reason), and the `## Differential coverage`
+//! section of docs/target-i386.md is what `coverage::doc_section` generates. `RQEMU_BLESS=1 cargo test -p
+//! rqemu-tests-cpu-diff --test coverage` (or `cargo xtask bless`) rewrites the section.
+
+use rqemu_tests_cpu_diff::coverage::{self, Probe, EXCLUDED};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+fn probe() -> &'static Probe {
+    static P: OnceLock<Probe> = OnceLock::new();
+    P.get_or_init(coverage::probe)
+}
+
+#[test]
+fn every_implemented_mnemonic_is_generated_or_excluded() {
+    let p = probe();
+    let uncovered = coverage::uncovered(p);
+    assert!(
+        uncovered.is_empty(),
+        "rqemu implements these but no generator family draws them: {uncovered:?} (add them to a family in \
+         generate.rs, or to coverage::EXCLUDED with a reason)"
+    );
+    // The other direction: fuzzing something rqemu does not implement would only produce mismatches.
+    let unimplemented: Vec<_> = coverage::generated_mnemonics()
+        .difference(&p.implemented)
+        .copied()
+        .collect();
+    assert!(
+        unimplemented.is_empty(),
+        "generated but #UD in rqemu: {unimplemented:?}"
+    );
+    for (m, _) in EXCLUDED {
+        assert!(
+            p.implemented.contains(m),
+            "{m:?} is excluded but not implemented: drop it from EXCLUDED"
+        );
+    }
+}
+
+#[test]
+fn probing_tells_ud_from_translated() {
+    let p = probe();
+    for m in [
+        iced_x86::Mnemonic::Add,
+        iced_x86::Mnemonic::Movdqa,
+        iced_x86::Mnemonic::Jmp,
+    ] {
+        assert!(p.implemented.contains(&m), "{m:?}");
+    }
+    for m in [
+        iced_x86::Mnemonic::Ud2,
+        iced_x86::Mnemonic::Addps,
+        iced_x86::Mnemonic::Vaddps,
+    ] {
+        assert!(!p.implemented.contains(&m), "{m:?}");
+    }
+    assert!(p.probed > 1000, "only {} codes probed", p.probed);
+}
+
+#[test]
+fn docs_coverage_section_is_current() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/target-i386.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/target-i386.md exists");
+    const HEADING: &str = "## Differential coverage\n";
+    let want = coverage::doc_section(probe());
+    let start = doc.find(HEADING);
+    let end = start.map(|s| {
+        doc[s + HEADING.len()..]
+            .find("\n## ")
+            .map_or(doc.len(), |e| s + HEADING.len() + e + 1)
+    });
+    if std::env::var("RQEMU_BLESS").is_ok_and(|v| !v.is_empty() && v != "0") {
+        let updated = match (start, end) {
+            (Some(s), Some(e)) => format!("{}{}{}", &doc[..s], want, &doc[e..]),
+            _ => format!("{}\n{}", doc.trim_end_matches('\n').to_string() + "\n", want),
+        };
+        std::fs::write(&path, updated).expect("write docs/target-i386.md");
+    } else {
+        let (s, e) = (
+            start.expect("docs/target-i386.md has a `## Differential coverage` section"),
+            end.unwrap(),
+        );
+        let have = &doc[s..e];
+        if have != want {
+            let first = have.lines().zip(want.lines()).find(|(a, b)| a != b);
+            panic!("docs/target-i386.md's coverage section is stale (run `cargo xtask bless`); first difference:\n{first:#?}");
+        }
+    }
+}
