@@ -16,7 +16,7 @@
 //! `## Differential coverage` section of docs/target-i386.md, kept in sync by a test (`RQEMU_BLESS=1` rewrites it).
 
 use crate::compare::CpuUnderTest;
-use crate::generate::{forms, Family};
+use crate::generate::{bare_instruction, forms, Family};
 use crate::rqemu::Rqemu;
 use crate::state::{Case, CpuState, Fault, CODE_ADDR, SCRATCH_ADDR, SCRATCH_STACK_TOP};
 use iced_x86::{
@@ -182,7 +182,7 @@ fn class_register(kind: K, n: u32) -> Option<Register> {
 /// A sample instruction of `code` branching (if it branches) to `target`; `None` if an operand kind has no
 /// sample.
 fn sample(code: Code, target: u64) -> Option<Instruction> {
-    let mut insn = Instruction::with(code);
+    let mut insn = bare_instruction(code);
     for (i, kind) in code.op_code().op_kinds().iter().enumerate() {
         let i = i as u32;
         let imm = |insn: &mut Instruction, k: OpKind| -> Option<()> {

@@ -37,6 +37,14 @@ use iced_x86::{Code, Encoder, EncodingKind, Instruction, MemoryOperand, Mnemonic
 
 mod snippets;
 
+/// An instruction of `code` with no operands filled in yet. iced-x86's `Instruction::with` debug-asserts that the
+/// code takes no operands; the generator fills operands afterwards (or only asks for the memory size).
+pub(crate) fn bare_instruction(code: Code) -> Instruction {
+    let mut insn = Instruction::default();
+    insn.set_code(code);
+    insn
+}
+
 /// SplitMix64: a tiny, well-mixed PRNG that needs no crate and gives the same stream on every host.
 #[derive(Clone, Debug)]
 pub struct SplitMix64(pub u64);
@@ -619,7 +627,7 @@ impl Fill<'_> {
         let mut high8 = false;
         let mut needs_rex = false;
         // Bytes a memory operand of this form accesses (r/m and XMM/m forms, cmpxchg8b, ldmxcsr, movbe, ...).
-        let mem_bytes = (Instruction::with(form).memory_size().size() as u32).max(1);
+        let mem_bytes = (bare_instruction(form).memory_size().size() as u32).max(1);
         for (i, kind) in kinds.iter().enumerate() {
             let w = kind_width(*kind);
             let opnd = match *kind {
@@ -1024,7 +1032,7 @@ fn read_le(bytes: &[u8]) -> u64 {
 fn build(code: Code, ops: &[Opnd]) -> Option<Instruction> {
     use Opnd::*;
     let r = match ops {
-        [] => Ok(Instruction::with(code)),
+        [] => Ok(bare_instruction(code)),
         [Reg(a)] => Instruction::with1(code, *a),
         [Mem(a)] => Instruction::with1(code, *a),
         [Imm(a)] => Instruction::with1(code, *a),

@@ -17,7 +17,7 @@
 //! - `popf` never sets TF (a trap after every instruction) and never changes IF or IOPL (user mode natively cannot,
 //!   rqemu acts as CPL 0).
 
-use super::{edge_value, Fill};
+use super::{bare_instruction, edge_value, Fill};
 use crate::state::{flags, CODE_ADDR, SCRATCH_ADDR, SCRATCH_DATA_LEN, SCRATCH_LEN, SCRATCH_STACK_TOP};
 use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Mnemonic, OpCodeOperandKind as K, Register};
 
@@ -107,12 +107,12 @@ pub(super) fn build(fill: &mut Fill, code: Code) -> Option<Vec<u8>> {
             if fill.rng.one_in(4) {
                 fill.state.rflags |= flags::DF;
             }
-            asm.emit(&Instruction::with(code))?;
+            asm.emit(&bare_instruction(code))?;
         }
         Mnemonic::Popf | Mnemonic::Popfq => {
             let v = popf_value(fill);
             fill.state.mem[STACK_OFF..STACK_OFF + 8].copy_from_slice(&v.to_le_bytes());
-            asm.emit(&Instruction::with(code))?;
+            asm.emit(&bare_instruction(code))?;
         }
         Mnemonic::Leave | Mnemonic::Enter => frame(fill, &mut asm, code)?,
         Mnemonic::Call => call(fill, &mut asm, code)?,
@@ -184,7 +184,7 @@ fn frame(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
         let level = fill.rng.pick(&[0u32, 0, 1, 2, 3, 33]);
         Instruction::with2(code, size, level).ok()?
     } else {
-        Instruction::with(code)
+        bare_instruction(code)
     };
     asm.emit(&insn)
 }
@@ -252,7 +252,7 @@ fn ret(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
         if code == Code::Retnq_imm16 {
             Instruction::with1(code, imm).ok()
         } else {
-            Some(Instruction::with(code))
+            Some(bare_instruction(code))
         }
     };
     let ret_len = if code == Code::Retnq_imm16 { 3 } else { 1 };
@@ -355,7 +355,7 @@ fn xlat(fill: &mut Fill, asm: &mut Asm) -> Option<()> {
 fn string(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
     let m = code.mnemonic();
     let name = format!("{m:?}");
-    let e = Instruction::with(code).memory_size().size();
+    let e = bare_instruction(code).memory_size().size();
     // (reads/writes [RSI], [RDI], compares: sets flags from the elements)
     let (uses_si, uses_di, compares) = match &name[..4] {
         "Movs" => (true, true, false),
@@ -442,7 +442,7 @@ fn string(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
 /// which reads as 1 on every CPU).
 fn x87(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
     use Code as C;
-    asm.emit(&Instruction::with(if code == C::Finit { C::Finit } else { C::Fninit }))?;
+    asm.emit(&bare_instruction(if code == C::Finit { C::Finit } else { C::Fninit }))?;
     if code == C::Fldcw_m2byte || fill.rng.one_in(2) {
         let (mem, off) = fill.memory(2)?;
         let cw = (fill.rng.next_u64() as u16 & 0x1f3f) | 0x40;
@@ -467,12 +467,12 @@ fn x87(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
     };
     let insn = match middle {
         C::Fnstsw_AX | C::Fstsw_AX => Instruction::with1(middle, Register::AX).ok()?,
-        C::Wait => Instruction::with(middle),
+        C::Wait => bare_instruction(middle),
         _ => {
             let (mem, _) = fill.memory(2)?;
             Instruction::with1(middle, mem).ok()?
         }
     };
     asm.emit(&insn)?;
-    asm.emit(&Instruction::with(C::Fninit))
+    asm.emit(&bare_instruction(C::Fninit))
 }
