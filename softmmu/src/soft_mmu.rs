@@ -253,6 +253,44 @@ impl<F: TlbFill> SoftMmu<F> {
         }
     }
 
+    /// Writes the low `size` bytes (1 to 8) of `value` at physical `addr`, for accesses that do not come from
+    /// generated code (a target's helpers after their own page walk, device DMA): a write into a page holding
+    /// translated code calls the code-write hook first, as a guest store does. It neither reads nor writes the
+    /// TLB tables.
+    pub fn write_phys(&mut self, addr: GuestPhysAddr, size: u32, value: u64) {
+        let size = size.clamp(1, 8);
+        let last = addr.wrapping_add(u64::from(size) - 1);
+        self.before_write_phys(addr, last);
+        self.space.write(addr, size, value);
+    }
+
+    /// The code-write hook for the physical bytes `first..=last` (on one or two pages).
+    fn before_write_phys(&mut self, first: GuestPhysAddr, last: GuestPhysAddr) {
+        let mut start = first;
+        loop {
+            let page = start & TARGET_PAGE_MASK;
+            let end = if (last & TARGET_PAGE_MASK) == page {
+                last
+            } else {
+                page | !TARGET_PAGE_MASK
+            };
+            if self.space.is_code_page(page) {
+                if let Some(hook) = self.code_write.as_mut() {
+                    // The TLB's NOTDIRTY marks stay: this path must not touch the tables (they may live in a
+                    // CPU state a helper holds a reference to). A marked entry whose page lost its code just
+                    // takes the slow path until it is refilled.
+                    if !hook(start, (end - start + 1) as u32) {
+                        self.space.clear_code_page(page);
+                    }
+                }
+            }
+            if end == last {
+                break;
+            }
+            start = end.wrapping_add(1);
+        }
+    }
+
     /// Calls the code-write hook when `page` is RAM marked as holding code.
     fn before_write(&mut self, page: Page, off: u64, len: usize) {
         // The entry's mark keeps the common case (no code on the page) free of address-space lookups; the

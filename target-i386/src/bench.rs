@@ -141,7 +141,9 @@ pub fn machine(k: &Kernel) -> X86Cpu {
     for &(r, v) in &k.regs {
         state.regs[r] = v;
     }
-    let cpu = X86Cpu::new(space, state);
+    let mut cpu = X86Cpu::new(space, state);
+    // The kernels end with ud2 and there is no IDT: the loop stops on it.
+    cpu.set_exception_mode(crate::machine::ExceptionMode::Stop);
     cpu.memory().with(|m| {
         let space = m.space_mut();
         space.write_bytes(CODE, &k.code);

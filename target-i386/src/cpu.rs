@@ -127,6 +127,10 @@ pub const DESC_L: u32 = 1 << 21;
 pub const DESC_B: u32 = 1 << 22;
 /// Descriptor flag: present.
 pub const DESC_P: u32 = 1 << 15;
+/// Cache flags of CS after RESET: present, code/data, execute/read, accessed.
+const RESET_CODE_FLAGS: u32 = 0x9b00;
+/// Cache flags of the data segments after RESET: present, code/data, read/write, accessed.
+const RESET_DATA_FLAGS: u32 = 0x9300;
 
 /// The MSRs rqemu keeps (the rest are in other fields: EFER, or not implemented).
 #[repr(C)]
@@ -263,6 +267,11 @@ pub struct X86CpuState {
     /// The last TSC value read: reads never repeat or go backwards (see [`X86CpuState::read_tsc`]). Whoever
     /// sets the TSC backwards on purpose resets it too.
     pub tsc_last: u64,
+    /// How helpers reach the CPU's memory and I/O ports: the address of the [`crate::machine::SysCell`]
+    /// behind the CPU's [`crate::machine::MmuHandle`], set by [`crate::machine::X86Cpu::new`]; 0 for a state
+    /// run without one (the differential tester's). Helpers use [`crate::machine::with_sys`]. An address, not
+    /// a pointer type, so that the state stays `Send` for tests that move it between threads.
+    pub sys: usize,
     /// es, cs, ss, ds, fs, gs.
     pub segs: [SegmentCache; 6],
     /// LDTR.
@@ -295,6 +304,10 @@ pub struct X86CpuState {
     pub exit_word: u32,
     /// Nonzero while the CPU is halted (`hlt`, once it exists; the loop's `check_halted`).
     pub halted: u32,
+    /// Nonzero for one instruction after sti (enabling IF), mov ss and pop ss: no external interrupt (nor
+    /// NMI) is taken before that instruction completes. Set by those instructions (which end their TB); the
+    /// next TB is looked up with `TbFlags::inhibit_irq`, holds one instruction and clears it as it starts.
+    pub interrupt_shadow: u32,
     /// The software TLB, one table per MMU index (see [`crate::machine`] for what each index means). Owned by
     /// the CPU's [`rqemu_softmmu::SoftMmu`] (`SoftMmu::with_tables`): only its slow path writes it; generated
     /// code reads it at [`TLB_OFFSET`] from `env`. It stays the last field.
@@ -339,6 +352,7 @@ impl core::fmt::Debug for X86CpuState {
             .field("xmm", &self.xmm)
             .field("exit_word", &self.exit_word)
             .field("halted", &self.halted)
+            .field("interrupt_shadow", &self.interrupt_shadow)
             .finish_non_exhaustive()
     }
 }
@@ -350,11 +364,24 @@ impl Default for X86CpuState {
 }
 
 impl X86CpuState {
-    /// The state after RESET (real mode is not implemented yet, so rqemu starts as a loader would leave a
-    /// 64-bit flat guest: see [`X86CpuState::new_long_mode`]).
+    /// The architectural state after RESET (SDM vol. 3 table 10-1): real mode at F000:FFF0 with the CS base
+    /// 0xFFFF_0000 (the first fetch is at 0xFFFF_FFF0), EDX = the CPUID family/model/stepping signature,
+    /// CR0 = 0x6000_0010 (CD, NW, ET), EFLAGS = 2, DS/ES/SS/FS/GS selector 0 base 0 limit 0xFFFF (read/write
+    /// data), GDTR/IDTR base 0 limit 0xFFFF, LDTR and TR selector 0 limit 0xFFFF, DR6/DR7 and MXCSR at their
+    /// reset values, EFER 0. A loader's 64-bit state is [`X86CpuState::new_long_mode`].
     pub fn new() -> X86CpuState {
+        let mut regs = [0; NB_REGS];
+        regs[reg::RDX] = u64::from(crate::cpuid::cpuid(1, 0).eax);
+        let sys_seg = |flags: u32| SegmentCache {
+            limit: 0xffff,
+            ..SegmentCache::flat(0, flags)
+        };
+        let mut cs = sys_seg(RESET_CODE_FLAGS);
+        cs.selector = 0xf000;
+        cs.base = 0xffff_0000;
+        let data = sys_seg(RESET_DATA_FLAGS);
         X86CpuState {
-            regs: [0; NB_REGS],
+            regs,
             rip: 0xfff0,
             eflags: eflags::FIXED,
             cc_dst: 0,
@@ -371,11 +398,13 @@ impl X86CpuState {
             tsc_clock: default_tsc_clock,
             tsc_offset: 0,
             tsc_last: 0,
-            segs: [SegmentCache::flat(0, DESC_P); 6],
-            ldt: SegmentCache::default(),
-            tr: SegmentCache::default(),
-            gdt: SegmentCache::default(),
-            idt: SegmentCache::default(),
+            sys: 0,
+            segs: [data, cs, data, data, data, data],
+            // Present LDT (type 2) and busy 16-bit TSS (type 3) descriptors with limit 0xFFFF.
+            ldt: sys_seg(DESC_P | 0x200),
+            tr: sys_seg(DESC_P | 0x300),
+            gdt: sys_seg(0),
+            idt: sys_seg(0),
             cr: [0x6000_0010, 0, 0, 0, 0],
             cr8: 0,
             efer: 0,
@@ -387,6 +416,7 @@ impl X86CpuState {
             xmm: [0; 16],
             exit_word: 0,
             halted: 0,
+            interrupt_shadow: 0,
             tlb: TlbTables::EMPTY,
         }
     }
@@ -395,6 +425,12 @@ impl X86CpuState {
     /// differential harness use it.
     pub fn new_long_mode(rip: u64) -> X86CpuState {
         let mut s = X86CpuState::new();
+        s.regs = [0; NB_REGS];
+        // No descriptor tables: the loader's flat caches are all there is.
+        s.ldt = SegmentCache::default();
+        s.tr = SegmentCache::default();
+        s.gdt = SegmentCache::default();
+        s.idt = SegmentCache::default();
         s.rip = rip;
         s.cr[0] = 0x8000_0011;
         s.cr[4] = 0x20;

@@ -8,7 +8,19 @@
 //! |---|---|---|---|---|
 //! | 1 | edx | 15 | CMOV | cmovcc is translated |
 //! | 1 | edx | 8 | CX8 | cmpxchg8b is translated |
-//! | 1 | edx | 4 | TSC | rdtsc is translated (CR4.TSD is not checked yet, IA32_TSC is not an MSR yet) |
+//! | 1 | edx | 4 | TSC | rdtsc is translated (CR4.TSD checked; IA32_TSC is an MSR) |
+//! | 1 | edx | 3 | PSE | 4 MiB pages in 32-bit paging (the walker; CR4.PSE accepted) |
+//! | 1 | edx | 5 | MSR | rdmsr/wrmsr (`translate/sysregs.rs`) |
+//! | 1 | edx | 6 | PAE | PAE paging, PDPTE loads at `mov cr3`/paging enable |
+//! | 1 | edx | 11 | SEP | sysenter/sysexit and the SYSENTER MSRs |
+//! | 1 | edx | 13 | PGE | CR4.PGE and global pages (they survive CR3 loads) |
+//! | 1 | edx | 16 | PAT | IA32_PAT (checked, stored; memory types are not modelled: all write-back) |
+//! | 1 | edx | 17 | PSE-36 | 4 MiB pages above 4 GiB in 32-bit paging |
+//! | 7.0 | ebx | 7 | SMEP | the supervisor code-fetch MMU index walks with SMEP |
+//! | 7.0 | ebx | 20 | SMAP | supervisor data MMU indexes per EFLAGS.AC; stac/clac |
+//! | 0x8000_0001 | edx | 11 | SYSCALL | syscall/sysret in long mode (EFER.SCE) |
+//! | 0x8000_0001 | edx | 20 | NX | EFER.NXE and the XD bit |
+//! | 0x8000_0001 | edx | 26 | Page1GB | 1 GiB pages in 4-level paging |
 //! | 1 | ecx | 13 | CX16 | cmpxchg16b is translated |
 //! | 1 | ecx | 22 | MOVBE | movbe (load and store, 16/32/64) is translated |
 //! | 1 | ecx | 23 | POPCNT | popcnt is translated |
@@ -20,7 +32,8 @@
 //! | 0x8000_0001 | edx | 27 | RDTSCP | rdtscp is translated (TSC_AUX from the MSR file) |
 //! | 0x8000_0001 | edx | 29 | LM | 64-bit code is decoded and translated |
 //!
-//! Everything else reads as 0: no FPU, MSR, PAE, FXSR, SSE/SSE2, SSE3+ or AVX, no hypervisor bit. Leaves 2..6
+//! Everything else reads as 0: no FPU, FXSR, SSE/SSE2, SSE3+ or AVX, no APIC (none is emulated), no MTRR (no
+//! MTRR MSRs), no VME/DE/MCE/PCID, no hypervisor bit. Leaves 2..6
 //! read as 0. Leaves above the maxima (0x7 basic, 0x8000_0008 extended) return the highest basic leaf (subleaf
 //! as given), as Intel CPUs do.
 
@@ -46,6 +59,51 @@ pub const CPUID_1_EDX_CMOV: u32 = 1 << 15;
 pub const CPUID_1_EDX_CX8: u32 = 1 << 8;
 /// Leaf 1 edx: time-stamp counter (rdtsc).
 pub const CPUID_1_EDX_TSC: u32 = 1 << 4;
+/// Leaf 1 edx: 4 MiB pages (CR4.PSE).
+pub const CPUID_1_EDX_PSE: u32 = 1 << 3;
+/// Leaf 1 edx: rdmsr/wrmsr.
+pub const CPUID_1_EDX_MSR: u32 = 1 << 5;
+/// Leaf 1 edx: PAE paging.
+pub const CPUID_1_EDX_PAE: u32 = 1 << 6;
+/// Leaf 1 edx: sysenter/sysexit.
+pub const CPUID_1_EDX_SEP: u32 = 1 << 11;
+/// Leaf 1 edx: global pages (CR4.PGE).
+pub const CPUID_1_EDX_PGE: u32 = 1 << 13;
+/// Leaf 1 edx: IA32_PAT.
+pub const CPUID_1_EDX_PAT: u32 = 1 << 16;
+/// Leaf 1 edx: 36-bit physical addresses in 4 MiB pages.
+pub const CPUID_1_EDX_PSE36: u32 = 1 << 17;
+/// Leaf 7 subleaf 0 ebx: SMEP.
+pub const CPUID_7_0_EBX_SMEP: u32 = 1 << 7;
+/// Leaf 7 subleaf 0 ebx: SMAP (and stac/clac).
+pub const CPUID_7_0_EBX_SMAP: u32 = 1 << 20;
+/// Leaf 0x8000_0001 edx: syscall/sysret.
+pub const CPUID_80000001_EDX_SYSCALL: u32 = 1 << 11;
+/// Leaf 0x8000_0001 edx: execute disable (EFER.NXE).
+pub const CPUID_80000001_EDX_NX: u32 = 1 << 20;
+/// Leaf 0x8000_0001 edx: 1 GiB pages.
+pub const CPUID_80000001_EDX_PAGE1GB: u32 = 1 << 26;
+
+/// Leaf 1 edx as advertised.
+pub const CPUID_1_EDX: u32 = CPUID_1_EDX_TSC
+    | CPUID_1_EDX_CX8
+    | CPUID_1_EDX_CMOV
+    | CPUID_1_EDX_PSE
+    | CPUID_1_EDX_MSR
+    | CPUID_1_EDX_PAE
+    | CPUID_1_EDX_SEP
+    | CPUID_1_EDX_PGE
+    | CPUID_1_EDX_PAT
+    | CPUID_1_EDX_PSE36;
+/// Leaf 7.0 ebx as advertised.
+pub const CPUID_7_0_EBX: u32 = CPUID_7_0_EBX_BMI1 | CPUID_7_0_EBX_BMI2 | CPUID_7_0_EBX_SMEP | CPUID_7_0_EBX_SMAP;
+/// Leaf 0x8000_0001 edx as advertised.
+pub const CPUID_80000001_EDX: u32 = CPUID_80000001_EDX_RDTSCP
+    | CPUID_80000001_EDX_LM
+    | CPUID_80000001_EDX_SYSCALL
+    | CPUID_80000001_EDX_NX
+    | CPUID_80000001_EDX_PAGE1GB;
+
 /// Leaf 1 ecx: movbe.
 pub const CPUID_1_ECX_MOVBE: u32 = 1 << 22;
 /// Leaf 7 subleaf 0 ebx: BMI1.
@@ -91,7 +149,7 @@ pub const LEAVES: &[(u32, Option<u32>, CpuidResult)] = &[
             eax: 0x0000_0600,
             ebx: 0x0001_0000,
             ecx: CPUID_1_ECX_CX16 | CPUID_1_ECX_MOVBE | CPUID_1_ECX_POPCNT,
-            edx: CPUID_1_EDX_TSC | CPUID_1_EDX_CX8 | CPUID_1_EDX_CMOV,
+            edx: CPUID_1_EDX,
         },
     ),
     (
@@ -100,7 +158,7 @@ pub const LEAVES: &[(u32, Option<u32>, CpuidResult)] = &[
         Some(0),
         CpuidResult {
             eax: 0,
-            ebx: CPUID_7_0_EBX_BMI1 | CPUID_7_0_EBX_BMI2,
+            ebx: CPUID_7_0_EBX,
             ecx: CPUID_7_0_ECX_RDPID,
             edx: 0,
         },
@@ -122,7 +180,7 @@ pub const LEAVES: &[(u32, Option<u32>, CpuidResult)] = &[
             eax: 0,
             ebx: 0,
             ecx: CPUID_80000001_ECX_LAHF_LM | CPUID_80000001_ECX_ABM,
-            edx: CPUID_80000001_EDX_RDTSCP | CPUID_80000001_EDX_LM,
+            edx: CPUID_80000001_EDX,
         },
     ),
     (
@@ -173,22 +231,19 @@ mod tests {
         assert_eq!(&v, VENDOR);
         assert_eq!(
             cpuid(1, 0).edx,
-            CPUID_1_EDX_TSC | CPUID_1_EDX_CX8 | CPUID_1_EDX_CMOV,
-            "no FPU, SSE..."
+            0x0003_a978,
+            "TSC PSE MSR PAE CX8 SEP PGE CMOV PAT PSE36: no FPU, SSE..."
         );
         assert_eq!(
             cpuid(1, 0).ecx,
             CPUID_1_ECX_CX16 | CPUID_1_ECX_MOVBE | CPUID_1_ECX_POPCNT,
             "no SSE3+"
         );
-        assert_eq!(
-            cpuid(0x8000_0001, 0).edx,
-            CPUID_80000001_EDX_RDTSCP | CPUID_80000001_EDX_LM
-        );
+        assert_eq!(cpuid(0x8000_0001, 0).edx, 0x2c10_0800, "SYSCALL NX Page1GB RDTSCP LM");
         let l7 = cpuid(7, 0);
         assert_eq!(
             (l7.eax, l7.ebx, l7.ecx, l7.edx),
-            (0, CPUID_7_0_EBX_BMI1 | CPUID_7_0_EBX_BMI2, CPUID_7_0_ECX_RDPID, 0)
+            (0, 0x0010_0188, CPUID_7_0_ECX_RDPID, 0)
         );
         assert_eq!(cpuid(7, 1), CpuidResult::default(), "only subleaf 0");
         assert_eq!(cpuid(4, 0), CpuidResult::default(), "leaves 2..6 are empty");

@@ -61,6 +61,15 @@ pub struct Helpers {
     /// `lookup_tb_ptr() -> ptr`, registered by the execution loop: the handle of the TB at the current `rip`
     /// (0: back to the loop). When absent, indirect jumps end with `exit_tb(EXIT_LOOKUP)`.
     pub lookup_tb_ptr: Option<HelperId>,
+    /// Segmentation, far transfers, iret, lar/lsl/verr/verw and the privileged flag rules (cli, sti, popf):
+    /// `translate/seg.rs`, each MAY_FAULT and reading (most also writing) the globals.
+    pub seg: crate::translate::SegHelpers,
+    /// `sysreg(op: i32, value: i64) -> i64`: control/debug registers, MSRs, descriptor-table registers,
+    /// syscall/sysenter and their returns (`translate/sysregs.rs`); reads and writes globals, may fault.
+    pub sysreg: HelperId,
+    /// `io_in(port, size) -> value` and `io_out(port, size, value)`: port I/O through the CPU's port space
+    /// (`translate/io.rs`); no globals, no faults.
+    pub io: crate::translate::IoHelpers,
 }
 
 /// The x86 target: its [`TargetDesc`] and the ids of its helpers. Build it once and share it.
@@ -179,6 +188,9 @@ impl I386Target {
             args: &[Type::I32, Type::I64, Type::I64],
             ret: Some(Type::I64),
         });
+        let seg = crate::translate::register_seg_helpers(&mut t);
+        let sysreg = crate::translate::register_sysreg_helper(&mut t);
+        let io = crate::translate::register_io_helpers(&mut t);
         let lookup_tb_ptr = lookup_tb_ptr.map(|func| {
             t.helpers.register(HelperInfo {
                 name: "lookup_tb_ptr",
@@ -202,6 +214,9 @@ impl I386Target {
                 raise_interrupt,
                 pdep_pext,
                 lookup_tb_ptr,
+                seg,
+                sysreg,
+                io,
             },
         }
     }

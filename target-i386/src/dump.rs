@@ -196,26 +196,7 @@ impl fmt::Display for X86CpuState {
 /// its bytes and (with the `disas` feature) its Intel-syntax text. Without the feature the instructions are
 /// still split by the decoder, so each line holds exactly one instruction's bytes.
 pub fn format_in_asm(bytes: &[u8], pc: u64, bitness: u32) -> String {
-    #[cfg(feature = "disas")]
-    {
-        crate::translate::disassemble(bytes, pc, bitness)
-    }
-    #[cfg(not(feature = "disas"))]
-    {
-        use iced_x86::{Decoder, DecoderOptions};
-        let mut decoder = Decoder::with_ip(bitness, bytes, pc, DecoderOptions::NONE);
-        let mut out = String::new();
-        while decoder.can_decode() {
-            let insn = decoder.decode();
-            let start = (insn.ip() - pc) as usize;
-            let hex: String = bytes[start..start + insn.len()]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            out.push_str(&format!("0x{:016x}:  {hex}\n", insn.ip()));
-        }
-        out
-    }
+    crate::translate::disassemble(bytes, pc, bitness)
 }
 
 /// Mnemonics of the exception vectors.

@@ -6,10 +6,14 @@
 //! - [`desc`]: the IR globals and helpers ([`I386Target`]);
 //! - [`cpuid`]: what the CPU advertises;
 //! - [`translate`]: [`translate::DisasContext`] with the translator-loop hooks, and [`translate::translate_tb`];
-//! - [`machine`]: [`X86Cpu`], the CPU on the execution loop (`rqemu_accel::CpuOps`) and softmmu;
+//! - [`machine`]: [`X86Cpu`], the CPU on the execution loop (`rqemu_accel::CpuOps`) and softmmu: TB flags,
+//!   exception delivery ([`ExceptionMode`]), external interrupts ([`InterruptController`]), hlt, reset;
+//! - [`seg_helper`], [`excp_helper`], [`sysmem`]: segmentation, far transfers, iret, and interrupt/exception
+//!   delivery through the IVT/IDT, called by the translator's helpers and the loop;
+//! - [`paging`]: the page-table walker;
 //! - [`dump`]: the register dump, `IN:` listing and exception line of `-d cpu,in_asm,int`.
 //!
-//! What is not here yet: interrupts and exception delivery, paging, system instructions, x87/SSE arithmetic.
+//! What is not here yet: task switches, VME, x87/SSE arithmetic.
 
 pub mod bench;
 pub mod cc;
@@ -17,12 +21,17 @@ pub mod cpu;
 pub mod cpuid;
 pub mod desc;
 pub mod dump;
+pub mod excp_helper;
 pub mod machine;
 pub mod paging;
+pub mod seg_helper;
+pub mod sysmem;
 pub mod translate;
 
 pub use cc::{compute_cf, compute_eflags, CcKind, CcOp, Size};
 pub use cpu::X86CpuState;
 pub use desc::I386Target;
-pub use machine::{MmuHandle, X86Cpu, X86Exception, X86Fill, STOP_EXCEPTION};
+pub use machine::{
+    ExceptionMode, InterruptController, MmuHandle, X86Cpu, X86Exception, X86Fill, STOP_EXCEPTION, STOP_TRIPLE_FAULT,
+};
 pub use translate::{translate_tb, CodeFetch, DisasContext, FetchFault, TbFlags, TbInfo};

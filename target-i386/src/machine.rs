@@ -3,15 +3,38 @@
 //! [`translator_loop`] (the [`TranslatorOps`] adapter below).
 //!
 //! # MMU indexes
-//! | index | meaning |
-//! |---|---|
-//! | 0 ([`MMU_KERNEL`]) | supervisor accesses (CPL 0..2) and every code fetch: all generated code uses it today |
-//! | 1 ([`MMU_USER`]) | user accesses (CPL 3), reserved for the system issue |
-//! | 2 ([`MMU_PHYS`]) | physical accesses (page walks, paging off), reserved |
+//! The walker's rights depend on who accesses ([`Privilege`]), and a TLB entry caches them, so each privilege
+//! has its own index. The translator picks the data index from the TB flags (`DisasContext::mem_index`:
+//! CPL, EFLAGS.AC) and the code-fetch index from the CPL ([`code_mmu_index`]).
 //!
-//! Paging is off: [`X86Fill`] maps every canonical virtual address to the same physical address (a 64-bit flat
-//! guest as a loader leaves it), except addresses at or above [`X86Fill::limit`], which raise #PF (a
-//! stand-in for unmapped pages until page walks arrive). Non-canonical addresses raise #GP(0).
+//! | index | accesses | walked as |
+//! |---|---|---|
+//! | 0 ([`MMU_KERNEL`]) | supervisor data (CPL 0..2), EFLAGS.AC = 0; implicit | `Supervisor { ac: false }`: SMAP on |
+//! | 1 ([`MMU_USER`]) | CPL 3 data and code fetch | `User` |
+//! | 2 ([`MMU_PHYS`]) | physical (identity whatever CR0.PG says; reserved) | none |
+//! | 3 ([`MMU_KERNEL_AC`]) | supervisor data with EFLAGS.AC = 1 | `Supervisor { ac: true }`: SMAP overridden |
+//! | 4 ([`MMU_KERNEL_CODE`]) | supervisor code fetch | `Supervisor { ac: false }`: SMEP applies |
+//!
+//! Since AC and the CPL are TB flags, popf/iret/interrupts that change them start new TBs with the right
+//! index and no flush is needed. Helpers (descriptor tables, interrupt frames) do not use the TLB: they walk
+//! with `sysmem::PagedMem`.
+//!
+//! # Paging
+//! [`X86Fill`] translates with [`crate::paging::translate`] over the address space whenever CR0.PG is set:
+//! #PF is recorded with the walker's error code and the faulting address in `fault_addr` (CR2 is written at
+//! delivery by `excp_helper`); in 4-level paging a non-canonical address is #GP(0). With paging off (and for
+//! [`MMU_PHYS`]) every address maps to itself below [`X86Fill::identity`]'s `limit` and raises #PF at and above
+//! it (a stand-in for "nothing there"). A state that starts with CR0.PG set and CR3 = 0 (the loader-style
+//! `X86CpuState::new_long_mode` without page tables) runs flat ([`X86Fill::flat`]) until the guest writes CR0
+//! or CR3.
+//!
+//! TLB flushes (done by the system-instruction helpers in `translate/sysregs.rs` after they finish updating
+//! the state, never while holding a reference to it: see [`with_sys`]): a CR3 load drops the pages [`X86Fill`]
+//! filled without the walker's global flag (CR4.PGE and G), one by one, so global pages survive it (softmmu keeps
+//! no global bit; past [`NONGLOBAL_MAX`] such pages, or after other full flushes' bookkeeping is lost, it
+//! flushes everything, which is only slower); changes of
+//! CR0.PG/WP/PE, CR4.PGE/PAE/PSE/SMEP/SMAP and EFER.NXE flush everything; `invlpg` flushes the page from every
+//! index (the whole index when the page lies in a large page's range).
 //!
 //! # Memory
 //! The [`SoftMmu`] lives behind an [`MmuHandle`] (`Rc<RefCell<_>>`): the CPU keeps one for code fetch
@@ -20,10 +43,15 @@
 //! fill hook inside the `SoftMmu`, so it lives (at a fixed address) as long as any handle does.
 //!
 //! # Exceptions and exits
-//! IDT delivery is the system issue. Until then [`CpuOps::handle_exception`] records the exception in
-//! [`X86Cpu::last_exception`] (rip restored to the faulting instruction, registers as before it; for a trap,
-//! rip of the next instruction) and stops the loop with [`STOP_EXCEPTION`]` | vector`. Target exit values
-//! (`>= EXIT_TARGET_BASE`) stop the loop with that value. No interrupts yet.
+//! [`CpuOps::handle_exception`] delivers the pending exception through the IVT/IDT
+//! ([`crate::excp_helper::deliver`], double-fault rule; a triple fault stops the loop with
+//! [`STOP_TRIPLE_FAULT`]) in [`ExceptionMode::Deliver`], the default; in [`ExceptionMode::Stop`] it records
+//! it in [`X86Cpu::last_exception`] (rip restored to the faulting instruction, registers as before it; for a
+//! trap, rip of the next instruction) and stops the loop with [`STOP_EXCEPTION`]` | vector`. External
+//! interrupts come from the [`InterruptController`] the machine sets ([`CpuOps::handle_interrupt`], at TB
+//! boundaries, IF = 1 and no interrupt shadow); hlt sets `halted` and [`CpuOps::check_halted`] keeps the loop
+//! stopped until the controller has an interrupt the CPU takes. Target exit values (`>= EXIT_TARGET_BASE`)
+//! stop the loop with that value.
 //!
 //! # Self-modifying code
 //! Every page a TB is translated from is marked as holding code ([`SoftMmu::set_code_page`]); the code-write
@@ -49,14 +77,39 @@ use rqemu_tcg::{Func, GuestMemory, MemFault, TargetDesc};
 
 use crate::cpu::{excp, seg, X86CpuState, DESC_B, DESC_L};
 use crate::desc::I386Target;
+use crate::paging::{PagingMode, PagingRegs, Privilege};
 use crate::translate::{CodeFetch, DisasContext, DisasJump, TbFlags};
 
-/// MMU index 0: supervisor data accesses and code fetch.
+/// MMU index 0: supervisor data accesses with SMAP enforced (EFLAGS.AC = 0), and implicit supervisor accesses.
 pub const MMU_KERNEL: MmuIdx = mmu(0);
-/// MMU index 1: user data accesses (reserved).
+/// MMU index 1: user accesses (CPL 3): data and code fetch.
 pub const MMU_USER: MmuIdx = mmu(1);
-/// MMU index 2: physical accesses (reserved).
+/// MMU index 2: physical accesses (identity whatever CR0.PG says; reserved: nothing generates it yet).
 pub const MMU_PHYS: MmuIdx = mmu(2);
+/// MMU index 3: supervisor data accesses with EFLAGS.AC = 1 (the SMAP override).
+pub const MMU_KERNEL_AC: MmuIdx = mmu(3);
+/// MMU index 4: supervisor code fetch (CPL 0..2; SMEP applies).
+pub const MMU_KERNEL_CODE: MmuIdx = mmu(4);
+
+/// The MMU index of explicit data accesses at `cpl` with EFLAGS.AC = `ac` (the TB flags' CPL and AC).
+pub const fn data_mmu_index(cpl: u8, ac: bool) -> MmuIdx {
+    if cpl == 3 {
+        MMU_USER
+    } else if ac {
+        MMU_KERNEL_AC
+    } else {
+        MMU_KERNEL
+    }
+}
+
+/// The MMU index of code fetch at `cpl`.
+pub const fn code_mmu_index(cpl: u8) -> MmuIdx {
+    if cpl == 3 {
+        MMU_USER
+    } else {
+        MMU_KERNEL_CODE
+    }
+}
 
 const fn mmu(i: u8) -> MmuIdx {
     match MmuIdx::new(i) {
@@ -65,41 +118,122 @@ const fn mmu(i: u8) -> MmuIdx {
     }
 }
 
-/// Stop code of [`CpuOps::handle_exception`]: `STOP_EXCEPTION | vector`.
+/// Stop code of [`CpuOps::handle_exception`] in [`ExceptionMode::Stop`]: `STOP_EXCEPTION | vector`.
 pub const STOP_EXCEPTION: u64 = 0x1_0000_0000;
+
+/// Stop code of a triple fault (a fault while delivering #DF, or an unrecoverable delivery): the machine
+/// resets the CPU ([`X86Cpu::reset`]) or, under `-no-reboot`, exits.
+pub const STOP_TRIPLE_FAULT: u64 = 0x2_0000_0000;
+
+/// What [`CpuOps::handle_exception`] does with an exception.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExceptionMode {
+    /// Deliver it through the IVT/IDT (`excp_helper::deliver`, with the double-fault rule) and go on; a triple
+    /// fault stops the loop with [`STOP_TRIPLE_FAULT`]. What hardware does: the default.
+    #[default]
+    Deliver,
+    /// Record it in [`X86Cpu::last_exception`] and stop the loop with [`STOP_EXCEPTION`]` | vector` (rip at
+    /// the faulting instruction, or after a trap). For tests and harnesses that run code without an IDT.
+    Stop,
+}
+
+/// The interrupt controller as the CPU sees it (the machine's 8259 pair or a test's fake): asked at every TB
+/// boundary the loop enters ([`CpuOps::handle_interrupt`]) and by a halted CPU ([`CpuOps::check_halted`]).
+pub trait InterruptController {
+    /// Whether an external interrupt (INTR) is pending.
+    fn has_interrupt(&self) -> bool;
+    /// The interrupt acknowledge cycle: the vector of the pending interrupt (called only when
+    /// [`InterruptController::has_interrupt`] said so and the CPU takes it; a spurious vector otherwise).
+    fn acknowledge(&mut self) -> u8;
+    /// Whether an NMI is pending (delivered as vector 2 whatever IF says; NMI blocking until iret is not
+    /// modelled).
+    fn nmi_pending(&self) -> bool {
+        false
+    }
+    /// Takes the pending NMI (the CPU is delivering it).
+    fn acknowledge_nmi(&mut self) {}
+}
 
 /// EFER.LMA.
 const EFER_LMA: u64 = 1 << 10;
 
-/// The TB flags word of [`TbKey::flags`]: bits 0..2 code size (0: 16, 1: 32, 2: 64), bit 2 `ss32`, bits 3..5
-/// CPL (CS selector's RPL).
-pub fn tb_flags_word(flags: &TbFlags, cpl: u16) -> u32 {
+/// TB flags word bit: `ss32`.
+pub const TB_SS32: u32 = 1 << 2;
+/// TB flags word: shift of the 2-bit CPL.
+pub const TB_CPL_SHIFT: u32 = 3;
+/// TB flags word bit: CR0.PE.
+pub const TB_PE: u32 = 1 << 5;
+/// TB flags word bit: EFLAGS.VM (vm86).
+pub const TB_VM86: u32 = 1 << 6;
+/// TB flags word bit: EFER.LMA.
+pub const TB_LMA: u32 = 1 << 7;
+/// TB flags word bit: `addseg` (DS/ES/SS bases are added to memory operands).
+pub const TB_ADDSEG: u32 = 1 << 8;
+/// TB flags word bit: EFLAGS.AC.
+pub const TB_AC: u32 = 1 << 9;
+/// TB flags word bit: interrupt shadow (`X86CpuState::interrupt_shadow`).
+pub const TB_INHIBIT_IRQ: u32 = 1 << 10;
+
+/// The TB flags word of [`TbKey::flags`]:
+///
+/// | bits | field |
+/// |---|---|
+/// | 0..2 | code size (0: 16, 1: 32, 2: 64) |
+/// | 2 | `ss32` (SS.B, or 64-bit mode) |
+/// | 3..5 | CPL |
+/// | 5 | `pe` (CR0.PE) |
+/// | 6 | `vm86` (EFLAGS.VM) |
+/// | 7 | `lma` (EFER.LMA) |
+/// | 8 | `addseg` |
+/// | 9 | `ac` (EFLAGS.AC) |
+/// | 10 | `inhibit_irq` (interrupt shadow) |
+///
+/// Bits 11..32 are free (0).
+pub fn tb_flags_word(flags: &TbFlags) -> u32 {
     let size = match flags.bitness {
         64 => 2,
         32 => 1,
         _ => 0,
     };
-    size | u32::from(flags.ss32) << 2 | u32::from(cpl & 3) << 3
+    let bit = |b: bool, v: u32| if b { v } else { 0 };
+    size | bit(flags.ss32, TB_SS32)
+        | u32::from(flags.cpl & 3) << TB_CPL_SHIFT
+        | bit(flags.pe, TB_PE)
+        | bit(flags.vm86, TB_VM86)
+        | bit(flags.lma, TB_LMA)
+        | bit(flags.addseg, TB_ADDSEG)
+        | bit(flags.ac, TB_AC)
+        | bit(flags.inhibit_irq, TB_INHIBIT_IRQ)
 }
 
 /// [`TbFlags`] back from a [`TbKey`].
 pub fn tb_flags_of_key(key: &TbKey) -> TbFlags {
+    let w = key.flags;
     TbFlags {
-        bitness: match key.flags & 3 {
+        bitness: match w & 3 {
             2 => 64,
             1 => 32,
             _ => 16,
         },
-        ss32: key.flags & 4 != 0,
+        ss32: w & TB_SS32 != 0,
         cs_base: key.cs_base,
+        cpl: (w >> TB_CPL_SHIFT & 3) as u8,
+        pe: w & TB_PE != 0,
+        vm86: w & TB_VM86 != 0,
+        lma: w & TB_LMA != 0,
+        addseg: w & TB_ADDSEG != 0,
+        ac: w & TB_AC != 0,
+        inhibit_irq: w & TB_INHIBIT_IRQ != 0,
     }
 }
 
-/// QEMU's `cpu_get_tb_cpu_state` for x86: rip, the CS base (0 in 64-bit mode) and the mode flags.
-pub fn tb_key_of(s: &X86CpuState) -> TbKey {
+/// The [`TbFlags`] of the CPU state now (QEMU's hflags): mode, CPL, segment-base use, AC, interrupt shadow.
+pub fn tb_flags_of_state(s: &X86CpuState) -> TbFlags {
     let cs = &s.segs[seg::CS];
-    let long = s.efer & EFER_LMA != 0 && cs.flags & DESC_L != 0;
-    let flags = TbFlags {
+    let lma = s.efer & EFER_LMA != 0;
+    let long = lma && cs.flags & DESC_L != 0;
+    let addseg = !long && [seg::DS, seg::ES, seg::SS].iter().any(|&i| s.segs[i].base != 0);
+    TbFlags {
         bitness: if long {
             64
         } else if cs.flags & DESC_B != 0 {
@@ -109,11 +243,23 @@ pub fn tb_key_of(s: &X86CpuState) -> TbKey {
         },
         ss32: long || s.segs[seg::SS].flags & DESC_B != 0,
         cs_base: if long { 0 } else { cs.base },
-    };
+        cpl: crate::seg_helper::cpl(s),
+        pe: crate::seg_helper::is_protected(s),
+        vm86: crate::seg_helper::is_vm86(s),
+        lma,
+        addseg,
+        ac: s.eflags & crate::cpu::eflags::AC != 0,
+        inhibit_irq: s.interrupt_shadow != 0,
+    }
+}
+
+/// QEMU's `cpu_get_tb_cpu_state` for x86: rip, the CS base (0 in 64-bit mode) and the mode flags.
+pub fn tb_key_of(s: &X86CpuState) -> TbKey {
+    let flags = tb_flags_of_state(s);
     TbKey {
         pc: s.rip,
         cs_base: flags.cs_base,
-        flags: tb_flags_word(&flags, cs.selector),
+        flags: tb_flags_word(&flags),
         cflags: 0,
     }
 }
@@ -138,13 +284,53 @@ impl Drop for StateBox {
     }
 }
 
-/// The x86 TLB fill hook, paging off (see the module doc): identity mapping below `limit`, #PF at and above
-/// it, #GP(0) for non-canonical addresses and misaligned accesses that must fault. Faults are recorded in the
-/// CPU state (`exception_index`, `error_code`, `fault_addr`); the backend sets the fault word.
+/// The x86 TLB fill hook (see the module doc): with CR0.PG set, [`crate::paging::translate`] with the privilege of
+/// the MMU index; with paging off (or [`X86Fill::flat`], or [`MMU_PHYS`]) the identity mapping below
+/// `identity.limit` and #PF at and above it. Non-canonical addresses and misaligned accesses that must fault
+/// raise #GP(0). Faults are recorded in the CPU state (`exception_index`, `error_code`, `fault_addr`); the
+/// backend sets the fault word.
 pub struct X86Fill {
     state: StateBox,
-    /// The identity mapping (its `limit` is the first unmapped address; its `fills` counts TLB misses).
+    /// The identity mapping used while paging is off (its `limit` is the first unmapped address; its `fills`
+    /// counts TLB misses served by it).
     pub identity: IdentityFill,
+    /// Translate as if paging were off whatever CR0.PG says. Set by [`X86Cpu::new`] for a state that starts
+    /// with CR0.PG = 1 and CR3 = 0 (a loader's flat 64-bit state without page tables,
+    /// `X86CpuState::new_long_mode`); cleared by the first write to CR0 or CR3, after which the page tables
+    /// are the guest's. A guest from RESET starts with paging off, so this never applies to it.
+    pub flat: bool,
+    /// Page walks made (TLB misses served by the walker), for tests.
+    pub walks: u64,
+    /// The pages filled since the last full flush that a CR3 load must drop: every fill except the global
+    /// pages of the walker (softmmu keeps no global bit, so the fill remembers the others). `None` once more
+    /// than [`NONGLOBAL_MAX`] were filled: the next CR3 load flushes everything.
+    nonglobal: Option<Vec<u64>>,
+}
+
+/// How many non-global pages [`X86Fill`] remembers before a CR3 load falls back to a full flush.
+pub const NONGLOBAL_MAX: usize = 256;
+
+impl X86Fill {
+    /// What a CR3 load flushes: `Some(pages)` to drop one by one (global pages stay), `None` for everything.
+    /// Starts a new record either way.
+    pub fn take_nonglobal(&mut self) -> Option<Vec<u64>> {
+        self.nonglobal.replace(Vec::new())
+    }
+
+    /// Forgets the record after a full flush.
+    pub fn reset_nonglobal(&mut self) {
+        self.nonglobal = Some(Vec::new());
+    }
+
+    fn note_nonglobal(&mut self, vaddr: u64) {
+        if let Some(v) = &mut self.nonglobal {
+            if v.len() >= NONGLOBAL_MAX {
+                self.nonglobal = None;
+            } else {
+                v.push(vaddr & TARGET_PAGE_MASK);
+            }
+        }
+    }
 }
 
 impl X86Fill {
@@ -168,6 +354,18 @@ fn is_canonical(vaddr: u64) -> bool {
     ((vaddr as i64) << 16 >> 16) as u64 == vaddr
 }
 
+/// The walker's privilege for an MMU index (the module doc's table).
+fn privilege_of(mmu: MmuIdx) -> Privilege {
+    if mmu == MMU_USER {
+        Privilege::User
+    } else if mmu == MMU_KERNEL_AC {
+        Privilege::Supervisor { ac: true }
+    } else {
+        // MMU_KERNEL (SMAP enforced, also implicit accesses) and MMU_KERNEL_CODE (SMEP applies to fetches).
+        Privilege::Supervisor { ac: false }
+    }
+}
+
 impl TlbFill for X86Fill {
     fn tlb_fill(
         &mut self,
@@ -177,29 +375,90 @@ impl TlbFill for X86Fill {
         mmu: MmuIdx,
         probe: bool,
     ) -> Result<Translation, MemFault> {
+        // Outside long mode the translator already truncates linear addresses to 32 bits, so this only
+        // catches 64-bit addresses.
         if !is_canonical(vaddr) {
             if !probe {
                 self.record(excp::GP, 0, 0);
             }
             return Err(MemFault);
         }
-        self.identity
-            .tlb_fill(space, vaddr, access, mmu, probe)
-            .inspect_err(|_| {
-                if !probe {
-                    let code = match access {
-                        Access::Read => 0,
-                        Access::Write => 2,
-                        Access::Fetch => 0x10,
-                    } | if mmu == MMU_USER { 4 } else { 0 };
-                    self.record(excp::PF, code, vaddr);
+        // SAFETY: the state outlives the fill; only the four paging registers are read through the pointer.
+        let regs = unsafe { PagingRegs::from_state_ptr(self.state.0.as_ptr()) };
+        if self.flat || mmu == MMU_PHYS || regs.mode() == PagingMode::Off {
+            self.note_nonglobal(vaddr);
+            return self
+                .identity
+                .tlb_fill(space, vaddr, access, mmu, probe)
+                .inspect_err(|_| {
+                    if !probe {
+                        let code = match access {
+                            Access::Read => 0,
+                            Access::Write => 2,
+                            Access::Fetch => 0x10,
+                        } | if mmu == MMU_USER { 4 } else { 0 };
+                        self.record(excp::PF, code, vaddr);
+                    }
+                });
+        }
+        self.walks += 1;
+        match crate::paging::translate(space, &regs, vaddr, access, privilege_of(mmu)) {
+            Ok(walk) => {
+                if !walk.global {
+                    self.note_nonglobal(vaddr);
                 }
-            })
+                Ok(walk.translation())
+            }
+            Err(pf) => {
+                if !probe {
+                    self.record(excp::PF, pf.error_code, pf.addr);
+                }
+                Err(MemFault)
+            }
+        }
     }
 
     fn unaligned_access(&mut self, _vaddr: GuestVirtAddr, _access: Access, _mmu: MmuIdx) {
         self.record(excp::GP, 0, 0);
     }
+}
+
+/// What [`X86CpuState::sys`] points to: the CPU's [`SoftMmu`] in its shared cell.
+pub type SysCell = RefCell<SoftMmu<X86Fill>>;
+
+/// Runs `f` on the CPU's memory, for helpers that access guest memory or I/O ports outside generated code's
+/// loads and stores (descriptor tables, interrupt frames, port I/O). `None` when the state has no memory
+/// attached ([`X86CpuState::sys`] is 0) or the memory is busy (a host bug: helpers never run inside a memory
+/// access).
+///
+/// A helper may hold `&mut X86CpuState` while `f` runs as long as `f` only uses [`SoftMmu::space_mut`],
+/// [`SoftMmu::io`] and [`SoftMmu::write_phys`] (and page walks over them): those never touch the TLB tables,
+/// which live inside the state. Flushes and `SoftMmu::load`/`store` do: call them after the last use of the
+/// state reference.
+///
+/// # Safety
+/// `env` is the [`X86CpuState`] generated code runs on.
+pub unsafe fn with_sys<R>(env: *mut u8, f: impl FnOnce(&mut SoftMmu<X86Fill>) -> R) -> Option<R> {
+    // SAFETY: the caller's promise; only the `sys` field is read.
+    let sys = unsafe { (*env.cast::<X86CpuState>()).sys };
+    if sys == 0 {
+        return None;
+    }
+    // SAFETY: set by `X86Cpu::new` to the cell that (indirectly) owns this state, so it is alive.
+    let cell = unsafe { &*(sys as *const SysCell) };
+    let mut soft = cell.try_borrow_mut().ok()?;
+    Some(f(&mut soft))
+}
+
+/// The paging registers the system helpers' [`crate::sysmem::PagedMem`] walks with: the state's, with paging
+/// off while the fill runs flat ([`X86Fill::flat`]), so descriptor tables and interrupt frames are reached
+/// at the same addresses as generated code's accesses.
+pub fn sys_paging_regs(soft: &SoftMmu<X86Fill>, s: &X86CpuState) -> crate::paging::PagingRegs {
+    let mut regs = crate::paging::PagingRegs::from_state(s);
+    if soft.fill().flat {
+        regs.cr0 &= !crate::paging::CR0_PG;
+    }
+    regs
 }
 
 /// A shared handle on the CPU's [`SoftMmu`]: the loop's [`GuestMemory`] and the translator's code fetch.
@@ -228,7 +487,7 @@ impl GuestMemory for MmuHandle {
     }
 }
 
-/// An exception [`X86Cpu::handle_exception`] recorded instead of delivering it.
+/// An exception [`X86Cpu::handle_exception`] stopped on ([`ExceptionMode::Stop`]) or delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct X86Exception {
     /// The vector.
@@ -239,7 +498,7 @@ pub struct X86Exception {
     pub fault_addr: u64,
     /// Where the exception returns: for a fault the rip of the instruction that raised it; for a trap (int n,
     /// int3, into, int1: `X86CpuState::exception_is_trap`) the rip of the next instruction, which is also
-    /// where the CPU state's rip is left.
+    /// where the CPU state's rip is left in [`ExceptionMode::Stop`] (when delivered, the state is at the handler).
     pub rip: u64,
 }
 
@@ -248,10 +507,12 @@ pub struct X86Cpu {
     state: NonNull<X86CpuState>,
     target: I386Target,
     mmu: MmuHandle,
-    /// The exception the last `handle_exception` stopped on.
+    /// The last exception `handle_exception` stopped on or delivered.
     pub last_exception: Option<X86Exception>,
     /// Guest instructions translated so far.
     pub insns_translated: u64,
+    exception_mode: ExceptionMode,
+    irq: Option<Box<dyn InterruptController>>,
 }
 
 impl X86Cpu {
@@ -262,6 +523,11 @@ impl X86Cpu {
         let fill = X86Fill {
             state: StateBox(state),
             identity: IdentityFill::default(),
+            // SAFETY: just leaked, not shared yet.
+            flat: unsafe { (*state.as_ptr()).cr[0] } & crate::paging::CR0_PG != 0
+                && unsafe { (*state.as_ptr()).cr[3] } == 0,
+            walks: 0,
+            nonglobal: Some(Vec::new()),
         };
         // SAFETY: the tables are a field of the state, which the fill owns: they live and stay put as long as
         // the SoftMmu. References to the state are made only between SoftMmu calls (see `state_mut`).
@@ -269,12 +535,74 @@ impl X86Cpu {
             let tables = NonNull::new_unchecked(&raw mut (*state.as_ptr()).tlb);
             SoftMmu::with_tables(space, tables, fill)
         };
+        let mmu = MmuHandle(Rc::new(RefCell::new(soft)));
+        // SAFETY: no reference to the state exists yet. The cell lives in the Rc that owns the fill that owns
+        // the state, so the address is valid whenever the state is reachable.
+        unsafe { (*state.as_ptr()).sys = Rc::as_ptr(&mmu.0) as usize };
         X86Cpu {
             state,
             target: I386Target::with_lookup(Some(helper_lookup_tb_ptr)),
-            mmu: MmuHandle(Rc::new(RefCell::new(soft))),
+            mmu,
             last_exception: None,
             insns_translated: 0,
+            exception_mode: ExceptionMode::default(),
+            irq: None,
+        }
+    }
+
+    /// Chooses what exceptions do: [`ExceptionMode::Deliver`] (the default) or [`ExceptionMode::Stop`].
+    pub fn set_exception_mode(&mut self, mode: ExceptionMode) {
+        self.exception_mode = mode;
+    }
+
+    /// The exception mode in force.
+    pub fn exception_mode(&self) -> ExceptionMode {
+        self.exception_mode
+    }
+
+    /// Connects the interrupt controller external interrupts come from (none: no external interrupts).
+    pub fn set_interrupt_controller(&mut self, controller: Box<dyn InterruptController>) {
+        self.irq = Some(controller);
+    }
+
+    /// The CPU's RESET: the architectural reset state ([`X86CpuState::new`]) with the machine's links kept
+    /// (memory, TSC clock) and the TLB flushed. For a triple fault ([`STOP_TRIPLE_FAULT`]) or a machine reset;
+    /// translated code stays valid (TB keys hold the mode).
+    pub fn reset(&mut self) {
+        let old = self.state();
+        let mut fresh = X86CpuState::new();
+        fresh.sys = old.sys;
+        fresh.tsc_clock = old.tsc_clock;
+        fresh.tsc_offset = old.tsc_offset;
+        fresh.tsc_last = old.tsc_last;
+        // SAFETY: no other reference to the state is live (`&mut self`, the loop is not running); the new
+        // value's TLB tables are empty and the SoftMmu's view is flushed right after.
+        unsafe { self.state.as_ptr().write(fresh) };
+        self.mmu.with(|m| {
+            // RESET runs with paging off: the loader's flat mode (if any) is over.
+            m.fill_mut().flat = false;
+            m.flush_all()
+        });
+    }
+
+    /// Delivers `event` through the IVT/IDT with the double-fault rule, on the CPU's memory.
+    pub fn deliver(&mut self, event: crate::excp_helper::Event) -> crate::excp_helper::Delivery {
+        let state = self.state.as_ptr();
+        self.mmu.with(|soft| {
+            // SAFETY: the loop is not running and no other reference to the state is live; the walk and the
+            // accesses use only `space_mut`/`write_phys`, never the TLB tables inside the state (`with_sys`).
+            let s = unsafe { &mut *state };
+            let regs = sys_paging_regs(soft, s);
+            let mut mem = crate::sysmem::PagedMem { space: soft, regs };
+            crate::excp_helper::deliver(s, &mut mem, event)
+        })
+    }
+
+    /// The outcome of a delivery as the loop's action.
+    fn after_delivery(&mut self, d: crate::excp_helper::Delivery) -> CpuAction {
+        match d {
+            crate::excp_helper::Delivery::Delivered { .. } => CpuAction::Continue,
+            crate::excp_helper::Delivery::TripleFault => CpuAction::Stop(STOP_TRIPLE_FAULT),
         }
     }
 
@@ -315,11 +643,13 @@ impl X86Cpu {
 /// Code fetch through the code TLB.
 struct MmuFetch<'a> {
     mmu: &'a mut SoftMmu<X86Fill>,
+    /// The code-fetch MMU index of the TB's CPL ([`code_mmu_index`]).
+    idx: MmuIdx,
 }
 
 impl CodeFetch for MmuFetch<'_> {
     fn fetch(&mut self, addr: u64, buf: &mut [u8]) -> usize {
-        self.mmu.fetch_code(addr, buf, MMU_KERNEL).0
+        self.mmu.fetch_code(addr, buf, self.idx).0
     }
 }
 
@@ -346,7 +676,13 @@ impl TranslatorOps for X86Translator<'_, '_> {
             // The first instruction runs into bytes that cannot be fetched: fetch the first of them again so
             // the fill records the fault at exactly that address.
             let mut byte = [0u8];
-            if self.fetch.mmu.fetch_code(fault.addr, &mut byte, MMU_KERNEL).1.is_none() {
+            if self
+                .fetch
+                .mmu
+                .fetch_code(fault.addr, &mut byte, self.fetch.idx)
+                .1
+                .is_none()
+            {
                 return Err(TranslateError::Other(format!(
                     "code at {:#x} is fetchable on retry",
                     fault.addr
@@ -414,7 +750,7 @@ impl CpuOps for X86Cpu {
         let flags = tb_flags_of_key(&self.tb_key());
         let linear = linear(&flags, pc);
         self.mmu
-            .with(|m| m.code_paddr(linear, MMU_KERNEL))
+            .with(|m| m.code_paddr(linear, code_mmu_index(flags.cpl)))
             .map_err(|_| CodeFault)
     }
 
@@ -431,7 +767,10 @@ impl CpuOps for X86Cpu {
         let mut soft = self.mmu.0.borrow_mut();
         let mut tr = X86Translator {
             dc,
-            fetch: MmuFetch { mmu: &mut soft },
+            fetch: MmuFetch {
+                mmu: &mut soft,
+                idx: code_mmu_index(flags.cpl),
+            },
         };
         translator_loop(&mut tr, db, func, exit_word)?;
         self.insns_translated += u64::from(db.num_insns);
@@ -439,7 +778,7 @@ impl CpuOps for X86Cpu {
         let first = linear(&flags, db.key.pc);
         let last = linear(&flags, db.key.pc.wrapping_add(db.size().max(1) - 1));
         for page in [first, last] {
-            if let Ok(paddr) = soft.code_paddr(page, MMU_KERNEL) {
+            if let Ok(paddr) = soft.code_paddr(page, code_mmu_index(flags.cpl)) {
                 soft.set_code_page(paddr);
             }
             if (first ^ last) & TARGET_PAGE_MASK == 0 {
@@ -458,26 +797,87 @@ impl CpuOps for X86Cpu {
     }
 
     fn handle_exception(&mut self) -> CpuAction {
-        // A trap returns to the next instruction (the loop restored the trapping one's rip).
-        self.state_mut().complete_trap();
-        let s = self.state();
+        if self.exception_mode == ExceptionMode::Stop {
+            // A trap returns to the next instruction (the loop restored the trapping one's rip).
+            self.state_mut().complete_trap();
+            let s = self.state();
+            crate::dump::log_exception(s);
+            let e = X86Exception {
+                vector: s.exception_index,
+                error_code: s.error_code,
+                fault_addr: s.fault_addr,
+                rip: s.rip,
+            };
+            self.last_exception = Some(e);
+            return CpuAction::Stop(STOP_EXCEPTION | u64::from(e.vector));
+        }
+        let s = self.state_mut();
         crate::dump::log_exception(s);
+        // Not `complete_trap` first: the event carries a trap's return address, and a fault raised while
+        // delivering it (the DPL check of int n, say) returns to the trapping instruction, the state's rip.
+        let event = crate::excp_helper::Event::from_pending(s);
         let e = X86Exception {
             vector: s.exception_index,
             error_code: s.error_code,
             fault_addr: s.fault_addr,
-            rip: s.rip,
+            rip: event.next_rip.unwrap_or(s.rip),
         };
+        s.exception_is_int = 0;
+        s.exception_is_trap = 0;
+        // An exception ends an interrupt shadow (the instruction in it did not complete) and a halt.
+        s.interrupt_shadow = 0;
+        s.halted = 0;
         self.last_exception = Some(e);
-        CpuAction::Stop(STOP_EXCEPTION | u64::from(e.vector))
+        let d = self.deliver(event);
+        self.after_delivery(d)
     }
 
     fn handle_interrupt(&mut self) -> Option<CpuAction> {
-        None
+        let s = self.state();
+        if s.interrupt_shadow != 0 {
+            return None;
+        }
+        let if_set = s.eflags & crate::cpu::eflags::IF != 0;
+        let irq = self.irq.as_mut()?;
+        let vector = if irq.nmi_pending() {
+            irq.acknowledge_nmi();
+            2
+        } else if if_set && irq.has_interrupt() {
+            irq.acknowledge()
+        } else {
+            return None;
+        };
+        let s = self.state_mut();
+        s.halted = 0;
+        if rqemu_accel::log::enabled(rqemu_accel::log::LogMask::INT) {
+            rqemu_accel::log::log(
+                rqemu_accel::log::LogMask::INT,
+                &format!(
+                    "Servicing hardware INT=0x{vector:02x} at {:04x}:{:016x}",
+                    s.segs[seg::CS].selector,
+                    s.rip
+                ),
+            );
+        }
+        let d = self.deliver(crate::excp_helper::Event::external(vector));
+        Some(self.after_delivery(d))
     }
 
     fn check_halted(&mut self) -> bool {
-        self.state().halted != 0
+        let s = self.state();
+        if s.halted == 0 {
+            return false;
+        }
+        // An interrupt the CPU would take (IF = 1) wakes it; handle_interrupt then delivers it.
+        let if_set = s.eflags & crate::cpu::eflags::IF != 0;
+        let wake = self
+            .irq
+            .as_ref()
+            .is_some_and(|c| c.nmi_pending() || (if_set && c.has_interrupt()));
+        if wake {
+            self.state_mut().halted = 0;
+        }
+        !wake
     }
 
     fn handle_exit(&mut self, value: u64) -> CpuAction {

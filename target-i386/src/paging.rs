@@ -22,8 +22,7 @@
 //! Bits 51:48 of a present entry are reserved in 4-level paging, 62:48 in PAE paging, 63:48 in a PAE PDPTE. With
 //! 32-bit paging the physical width is min(MAXPHYADDR, 40) = 40 (PSE-36). The PAT is taken as supported (bit 7
 //! of a PTE and bit 12 of a large-page entry are PAT, never reserved), and so are 1 GiB pages; the CPUID model
-//! does not advertise PSE, PSE-36, PAE, PGE, PAT, NX, Page1GB, SMEP or SMAP yet (a separate change to
-//! `cpuid.rs`, once the system instructions that enable them exist).
+//! advertises PSE, PSE-36, PAE, PGE, PAT, NX, Page1GB, SMEP and SMAP.
 //!
 //! # Checks, in the order the hardware applies them
 //! 1. Each entry on the way down: P = 0 is a not-present fault; a set reserved bit is a reserved-bit fault
@@ -60,8 +59,8 @@
 //! the next such load. rqemu reads the PDPTE from memory on every walk instead: simpler, and exact for a guest
 //! that does not modify its PDPT without reloading CR3 (which the manuals leave undefined anyway). Differences:
 //! a PDPTE changed in memory takes effect at the next TLB miss instead of at the next CR3 load, and a PDPTE with
-//! a reserved bit set gives #PF with P | RSVD at the first walk instead of #GP at the `mov cr3`. A future
-//! `mov cr3` can call [`load_pae_pdptes`] to raise that #GP.
+//! a reserved bit set gives #PF with P | RSVD at the first walk instead of #GP at the `mov cr3`. `mov cr3` (and a
+//! CR0/CR4 write entering PAE paging) calls [`load_pae_pdptes`] to raise that #GP.
 //!
 //! # Physical memory
 //! Page-table entries are read and written through [`PhysMem`], implemented for
@@ -72,29 +71,15 @@
 //! "holds translated code" bitmap (like `AddressSpace::write_bytes`): a page table that shares a page with
 //! translated code does not invalidate those TBs when A/D bits change.
 //!
-//! # Integration into `X86Fill::tlb_fill` (machine.rs)
-//! ```text
-//! let s = self.state.0.as_ptr();                    // *mut X86CpuState: no &X86CpuState (TLB borrowed)
-//! let regs = unsafe { PagingRegs::from_state_ptr(s) };
-//! if regs.mode() == PagingMode::Long4 && !is_canonical(vaddr) { record #GP(0); return Err(MemFault) }
-//! let privilege = match mmu {
-//!     MMU_USER => Privilege::User,                   // CPL 3 data and code
-//!     _ => Privilege::Supervisor { ac: unsafe { (*s).eflags } & eflags::AC != 0 },
-//! };                                               // Privilege::Implicit for GDT/LDT/IDT/TSS accesses
-//! match paging::translate(space, &regs, vaddr, access, privilege) {
-//!     Ok(w) => Ok(w.translation()),
-//!     Err(pf) => { if !probe { record(excp::PF, pf.error_code, pf.addr) }; Err(MemFault) }
-//! }
-//! ```
-//! and around it:
-//! - the Prot is per privilege, so each privilege needs its own MMU index: user, supervisor with SMAP enforced
-//!   (EFLAGS.AC = 0; implicit accesses share it, they get the same rights), supervisor with AC = 1 (or flush
-//!   the supervisor index whenever AC changes under CR4.SMAP: popf, stac/clac, iret, interrupts). Code fetch at
-//!   CPL 3 must use the user index (today every fetch uses index 0);
-//! - flush the TLB on: CR3 loads (global entries could survive, see [`PageWalk::global`], but softmmu has no
-//!   "flush non-global" yet, so flush all), changes of CR0.PG/WP, CR4.PSE/PAE/PGE/SMEP/SMAP, EFER.NXE;
-//!   `invlpg` flushes the page (the TLB remembers the large-page range from `page_size`);
-//! - the `identity.limit` stand-in of today (unmapped pages by address) only makes sense with paging off.
+//! # Use by `X86Fill::tlb_fill` (machine.rs)
+//! The fill reads the registers with [`PagingRegs::from_state_ptr`] (no reference to the state, whose TLB
+//! tables the softmmu borrows), raises #GP(0) for non-canonical addresses, maps its MMU index to a
+//! [`Privilege`] (user; supervisor with SMAP enforced, shared by implicit accesses; supervisor with AC = 1;
+//! supervisor code fetch), calls [`translate`] over the address space and caches `walk.translation()` or
+//! records the #PF, noting the pages that are not [`PageWalk::global`]. The system instructions
+//! (`translate/sysregs.rs`) flush those on CR3 loads (global pages survive), everything on changes of CR0.PG/WP/PE,
+//! CR4.PSE/PAE/PGE/SMEP/SMAP and EFER.NXE, and the page on `invlpg`; `mov cr3` and paging enables call
+//! [`load_pae_pdptes`] under PAE paging.
 
 use rqemu_softmmu::{Access, AddressSpace, Prot, Translation};
 
@@ -467,7 +452,7 @@ pub fn translate<M: PhysMem + ?Sized>(
 
 /// Reads the four PAE PDPTEs at CR3 as a `mov cr3` (or a CR0/CR4 write enabling PAE paging) does, checking
 /// the reserved bits of the present ones: `None` is the #GP(0) the hardware raises. [`translate`] does not use
-/// it (it reads the PDPTE at every walk, see the module doc); it is for the future `mov cr3`.
+/// it (it reads the PDPTE at every walk, see the module doc); `mov cr3` and PAE paging enables use it.
 pub fn load_pae_pdptes<M: PhysMem + ?Sized>(mem: &mut M, cr3: u64) -> Option<[u64; 4]> {
     let base = cr3 & CR3_PAE_MASK;
     let mut pdptes = [0; 4];

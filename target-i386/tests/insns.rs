@@ -331,17 +331,13 @@ fn flag_instructions() {
 #[test]
 fn unimplemented_instructions_raise_ud() {
     let cases: &[&[u8]] = &[
-        &[0xf4],             // hlt
         &[0x0f, 0x0b],       // ud2
-        &[0xcb],             // retf (descriptor loads: not yet)
-        &[0xec],             // in al, dx
-        &[0x0f, 0xa0],       // push fs (segment registers: not yet)
-        &[0xff, 0x18],       // call far [rax] (not yet)
+        &[0x0f, 0xff, 0xc0], // ud0 eax, eax
         &[0x0f, 0x58, 0xc1], // addps xmm0, xmm1 (SSE arithmetic: not yet)
         &[0x0f, 0x6f, 0xc1], // movq mm0, mm1 (MMX)
         &[0x0f, 0xef, 0xc1], // pxor mm0, mm1 (MMX)
         &[0xd9, 0xe8],       // fld1 (x87 arithmetic)
-        &[0x8e, 0xd8],       // mov ds, eax
+        &[0x8e, 0xc8],       // mov cs, eax (never valid)
         &[0xf0, 0x01, 0xc0], // lock add eax, eax (invalid encoding)
         &[0x06],             // push es (invalid in 64-bit mode)
     ];
@@ -518,6 +514,7 @@ fn protected_mode_32_bit_code() {
         bitness: 32,
         ss32: true,
         cs_base: 0,
+        ..TbFlags::LONG
     };
     m.cpu.regs[RSP] = STACK_TOP;
     assert_eq!(m.run(), Outcome::End);

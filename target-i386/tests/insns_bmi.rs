@@ -449,6 +449,7 @@ fn vex_is_decoded_from_raw_bytes_in_64_32_and_16_bit_code() {
                 bitness,
                 ss32: bitness == 32,
                 cs_base: 0,
+                ..TbFlags::LONG
             };
         });
         assert_eq!(m.cpu.regs[2], 2, "{bitness}-bit: 0x80000001 << (33 & 31)");

@@ -212,6 +212,7 @@ fn enter_in_32_and_16_bit_code_follows_the_manual() {
                     bitness: bits,
                     ss32,
                     cs_base: 0,
+                    ..TbFlags::LONG
                 };
                 m.cpu.regs[4] = SP;
                 m.cpu.regs[5] = 0x1234_0000_0000_0000 | BP;

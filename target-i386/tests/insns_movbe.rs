@@ -104,6 +104,7 @@ fn movbe_in_32_bit_code() {
             bitness: 32,
             ss32: true,
             cs_base: 0,
+            ..TbFlags::LONG
         };
     });
     assert_eq!(m.cpu.regs[0], 0x4433_2211);

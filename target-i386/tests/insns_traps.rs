@@ -16,6 +16,7 @@ fn run_in(code: &[u8], bits: u32) -> (Machine, Outcome) {
         bitness: bits,
         ss32: true,
         cs_base: 0,
+        ..TbFlags::LONG
     };
     let out = m.run();
     (m, out)

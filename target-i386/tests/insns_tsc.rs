@@ -92,6 +92,7 @@ fn rdtscp_and_rdpid_read_tsc_aux() {
             bitness: 32,
             ss32: true,
             cs_base: 0,
+            ..TbFlags::LONG
         };
     });
     assert_eq!(m.cpu.regs[0], 7);

@@ -38,6 +38,8 @@ fn run_logged(mask: LogMask) -> (StopReason, ExecStats, X86CpuState, String) {
     let mut state = X86CpuState::new_long_mode(CODE);
     state.regs[4] = 0x8_0000;
     let mut cpu = X86Cpu::new(space, state);
+    // No IDT: exceptions stop the loop (STOP_EXCEPTION | vector).
+    cpu.set_exception_mode(rqemu_target_i386::ExceptionMode::Stop);
     let mut mem = cpu.memory();
     mem.with(|m| {
         m.fill_mut().identity.limit = UNMAPPED;
@@ -108,10 +110,10 @@ fn exec_and_cpu_trace_every_tb_with_the_state_before_it() {
     let (_, stats, _, text) = run_logged(LogMask::EXEC | LogMask::CPU);
     let traces: Vec<&str> = text.lines().filter(|l| l.starts_with("Trace 0: ")).collect();
     assert_eq!(traces.len() as u64, stats.tbs_run, "{text}");
-    // 64-bit code, 32-bit stack, CPL 0: flags 6.
+    // 64-bit code (2), 64-bit stack (4), CPL 0, PE (0x20), LMA (0x80): flags 0xa6.
     assert_eq!(
         traces[0],
-        "Trace 0: tb#0 [0000000000000000/0000000000001000/00000006/00000000]"
+        "Trace 0: tb#0 [0000000000000000/0000000000001000/000000a6/00000000]"
     );
     let rips: Vec<&str> = text.lines().filter(|l| l.starts_with("RIP=")).collect();
     assert_eq!(rips.len(), traces.len(), "one dump per TB: {text}");

@@ -51,7 +51,10 @@ fn machine(slow_data: bool) -> X86Cpu {
     }
     let mut state = X86CpuState::new_long_mode(CODE);
     state.regs[4] = STACK_TOP;
-    X86Cpu::new(space, state)
+    let mut cpu = X86Cpu::new(space, state);
+    // No IDT: exceptions stop the loop (STOP_EXCEPTION | vector).
+    cpu.set_exception_mode(rqemu_target_i386::ExceptionMode::Stop);
+    cpu
 }
 
 fn write(cpu: &X86Cpu, addr: u64, bytes: &[u8]) {

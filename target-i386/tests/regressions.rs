@@ -45,3 +45,39 @@ fn fldcw_masks_reserved_bits() {
         assert_eq!(m.read_u64(DATA + 8) & 0xffff, expected, "fldcw {image:#x}");
     }
 }
+
+/// Machine for 32-bit code (compatibility mode: flat 32-bit CS, EFER.LMA kept).
+fn machine32(code: &[u8]) -> Machine {
+    let mut m = Machine::new(code);
+    m.flags = rqemu_target_i386::TbFlags {
+        bitness: 32,
+        ss32: true,
+        cs_base: 0,
+        ..rqemu_target_i386::TbFlags::LONG
+    };
+    m
+}
+
+/// `jcxz` (0x67 E3 in 32-bit code) tests CX and decrements nothing. Found by `cpu-diff --mode 32` as
+/// `67 e3 02 0f 0b` (jcxz over ud2) with ecx=0x0001_0000: the host jumps over the ud2 with ECX unchanged; rqemu
+/// raised #UD (jcxz was not dispatched), then, dispatched, decremented CX like loop.
+#[test]
+fn jcxz_tests_cx_in_32_bit_code() {
+    let code = [0x67, 0xe3, 0x02, 0x0f, 0x0b];
+    // CX = 0 (ECX is not): taken, ECX unchanged.
+    let mut m = machine32(&code);
+    m.cpu.regs[1] = 0x0001_0000;
+    assert_eq!(m.run(), Outcome::End);
+    assert_eq!(m.cpu.regs[1], 0x0001_0000);
+    // CX = 1: not taken, falls into ud2, ECX unchanged.
+    let mut m = machine32(&code);
+    m.cpu.regs[1] = 0xaee6_0001;
+    assert_eq!(
+        m.run(),
+        Outcome::Fault {
+            rip: CODE + 3,
+            vector: 6
+        }
+    );
+    assert_eq!(m.cpu.regs[1], 0xaee6_0001);
+}

@@ -1,8 +1,8 @@
 //! `cargo xtask fuzz-cpu`: differential testing of the x86-64 frontend against this machine's CPU (issue 4,
 //! item 4). Builds and runs `tests/cpu-diff`'s `cpu-diff` binary in release mode, which generates the cases from
 //! the seed, runs them natively (the oracle, in a sandboxed child) and on rqemu, prints the first mismatches and
-//! the `cpu-diff: backend=<b> cases=<n> mnemonics=<m> mismatches=<k>` summary line, and exits non-zero on any
-//! mismatch. x86-64 Linux hosts only (the oracle runs the cases on the host CPU).
+//! the `cpu-diff: backend=<b> mode=<64|32> cases=<n> mnemonics=<m> mismatches=<k>` summary line, and exits
+//! non-zero on any mismatch. `--mode 32` fuzzes 32-bit code (compatibility mode natively). x86-64 Linux hosts only (the oracle runs the cases on the host CPU).
 
 use crate::cmd::{Cmd, Tee};
 use crate::{Error, Result};
@@ -40,6 +40,18 @@ pub struct FuzzOptions {
     pub cases: u64,
     pub seed: u64,
     pub backend: Backend,
+    /// Code size of the cases: 64, 32 or 16.
+    pub mode: u32,
+}
+
+/// Parses `--mode`'s value (64, 32 or 16).
+pub fn parse_mode(value: Option<String>) -> Result<u32> {
+    match value.as_deref() {
+        None | Some("64") => Ok(64),
+        Some("32") => Ok(32),
+        Some("16") => Ok(16),
+        Some(other) => Err(Error::Usage(format!("unknown mode `{other}` (known: 64, 32, 16)"))),
+    }
 }
 
 /// Whether a line of the run is the summary line.
@@ -68,6 +80,8 @@ pub fn run(opts: FuzzOptions) -> Tee {
         .arg(opts.seed.to_string())
         .arg("--backend")
         .arg(opts.backend.name())
+        .arg("--mode")
+        .arg(opts.mode.to_string())
         .run_tee(is_summary_line)
 }
 

@@ -4,13 +4,15 @@
 //! so the conformance summary lines are in the log), then the wasm32 part, and ends with a summary naming each
 //! part, its time and its `conformance:` and `cpu-diff:` lines. A part that prints no `backend=tci` conformance
 //! line fails: the suite must have run on tci. Between the two, the `cpu-diff` part runs `fuzz-cpu` at CI size
-//! on tci (50,000 cases, fixed seed), then on wasm32 (20,000 cases, same seed), and requires `mismatches=0` of
-//! both. The wasm32 part runs the JS TB host's tests (`node --test
+//! on tci (50,000 cases, fixed seed), then on wasm32 (20,000 cases, same seed), then the same for 32- and
+//! 16-bit code (`--mode 32`, `--mode 16`: 20,000 cases on tci, 5,000 on wasm32 each), and requires
+//! `mismatches=0` of each. The wasm32 part runs the JS TB host's tests (`node --test
 //! tcg/wasm32/js/`), builds `tests/wasm` and runs, under Node: `selftest` (64-bit arithmetic on the 32-bit
 //! host), `selftest_panic` (a panic must print its message and trap), `conformance_tci`, then the wasm32
 //! backend for real: `wasm32_smoke`, `conformance_wasm32` (a `backend=wasm32` line is required) and
-//! `tiering_wasm32` (tiering, eviction, flush and chaining), and `cpu_replay` (x86-64 vectors recorded on the CPU,
-//! `tests/cpu-diff/vectors/`, replayed on tci and wasm32 with `mismatches=0` required for both).
+//! `tiering_wasm32` (tiering, eviction, flush and chaining), and `cpu_replay` (vectors of 64-, 32- and 16-bit code
+//! recorded on the CPU, `tests/cpu-diff/vectors/`, replayed on tci and wasm32 with `mismatches=0` required for
+//! each backend and mode).
 
 use std::path::Path;
 use std::time::Instant;
@@ -86,9 +88,12 @@ const CPU_DIFF_CASES: u64 = 50_000;
 const CPU_DIFF_SEED: u64 = 20_261_124;
 /// Cases of the same test through the wasm32 backend on its embedded engine (same seed).
 const CPU_DIFF_CASES_WASM32: u64 = 20_000;
+/// Cases of 32-bit and of 16-bit code (compatibility mode natively) on tci, and on wasm32 (same seed).
+const CPU_DIFF_CASES_32: u64 = 20_000;
+const CPU_DIFF_CASES_32_WASM32: u64 = 5_000;
 
-/// `fuzz-cpu` on tci at CI size, then on wasm32 (x86-64 Linux hosts only: the oracle is the host CPU). Each
-/// run's `cpu-diff:` line must say `mismatches=0`.
+/// `fuzz-cpu` on tci at CI size, then on wasm32, for 64-bit, 32-bit and 16-bit code (x86-64 Linux hosts only:
+/// the oracle is the host CPU). Each run's `cpu-diff:` line must say `mismatches=0`.
 fn cpu_diff() -> Part {
     timed("cpu-diff", || {
         if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
@@ -99,26 +104,31 @@ fn cpu_diff() -> Part {
         }
         let mut result = Ok(());
         let mut lines = Vec::new();
-        for (backend, name, cases) in [
-            (fuzz::Backend::Tci, "tci", CPU_DIFF_CASES),
-            (fuzz::Backend::Wasm32, "wasm32", CPU_DIFF_CASES_WASM32),
+        for (backend, name, mode, cases) in [
+            (fuzz::Backend::Tci, "tci", 64, CPU_DIFF_CASES),
+            (fuzz::Backend::Wasm32, "wasm32", 64, CPU_DIFF_CASES_WASM32),
+            (fuzz::Backend::Tci, "tci", 32, CPU_DIFF_CASES_32),
+            (fuzz::Backend::Wasm32, "wasm32", 32, CPU_DIFF_CASES_32_WASM32),
+            (fuzz::Backend::Tci, "tci", 16, CPU_DIFF_CASES_32),
+            (fuzz::Backend::Wasm32, "wasm32", 16, CPU_DIFF_CASES_32_WASM32),
         ] {
             let tee = fuzz::run(fuzz::FuzzOptions {
                 cases,
                 seed: CPU_DIFF_SEED,
                 backend,
+                mode,
             });
             let this = tee.result.and_then(|()| {
-                let backend = format!(" backend={name} ");
+                let want = format!(" backend={name} mode={mode} ");
                 if tee
                     .kept
                     .iter()
-                    .any(|l| l.contains(&backend) && l.ends_with(" mismatches=0"))
+                    .any(|l| l.contains(&want) && l.ends_with(" mismatches=0"))
                 {
                     Ok(())
                 } else {
                     Err(failed(format!(
-                        "no `cpu-diff: backend={name} ... mismatches=0` line was printed"
+                        "no `cpu-diff: backend={name} mode={mode} ... mismatches=0` line was printed"
                     )))
                 }
             });
@@ -165,13 +175,16 @@ fn wasm32() -> Part {
                     if let Err(e) = require_conformance(Ok(()), &lines, backend) {
                         errors.push(e.to_string());
                     }
-                    // `cpu_replay`: the natively recorded x86-64 vectors, replayed without mismatches.
-                    let replayed = format!("cpu-diff: backend={backend} host=wasm32-node ");
-                    if !lines
-                        .iter()
-                        .any(|l| l.starts_with(&replayed) && l.ends_with(" mismatches=0"))
-                    {
-                        errors.push(format!("no `{replayed}... mismatches=0` line was printed"));
+                    // `cpu_replay`: the natively recorded vectors of 64-, 32- and 16-bit code, replayed without
+                    // mismatches.
+                    for mode in [64, 32, 16] {
+                        let replayed = format!("cpu-diff: backend={backend} host=wasm32-node mode={mode} ");
+                        if !lines
+                            .iter()
+                            .any(|l| l.starts_with(&replayed) && l.ends_with(" mismatches=0"))
+                        {
+                            errors.push(format!("no `{replayed}... mismatches=0` line was printed"));
+                        }
                     }
                 }
                 if errors.is_empty() {

@@ -649,3 +649,23 @@ fn scribbled_table_cannot_redirect_through_a_victim_swap() {
     );
     assert_eq!(m.fill().fills, 2);
 }
+
+#[test]
+fn physical_writes_call_the_code_hook_per_page_and_write_through() {
+    let (mut m, _) = identity();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let log = seen.clone();
+    m.set_code_write_hook(Box::new(move |paddr, len| {
+        log.borrow_mut().push((paddr, len));
+        true
+    }));
+    m.set_code_page(0x6000);
+    m.set_code_page(0x7000);
+    // Crossing from one code page into the next: one call per page, with the bytes on that page.
+    m.write_phys(0x6ffe, 4, 0x4433_2211);
+    // A page without code: no call.
+    m.write_phys(0x9000, 8, u64::MAX);
+    assert_eq!(*seen.borrow(), vec![(0x6ffe, 2), (0x7000, 2)]);
+    assert_eq!(m.space_mut().read(0x6ffe, 4), 0x4433_2211);
+    assert_eq!(m.space_mut().read(0x9000, 8), u64::MAX);
+}

@@ -412,7 +412,7 @@ impl DisasContext<'_> {
         use crate::cpu::reg::{RAX as rax, RBX as rbx, RCX as rcx, RDX as rdx};
         let addr = self.gen_ea(f, 0);
         let mop = super::operand::memop(half);
-        let mmu = rqemu_include::MmuIdx::default();
+        let mmu = self.mem_index();
         let addr_hi = f.new_ebb_temp(Type::I64);
         let k = f.constant(Type::I64, half.bytes() as u64);
         f.add(addr_hi, addr, k);

@@ -162,7 +162,7 @@ impl DisasContext<'_> {
         let rcx_n = crate::cpu::reg::RCX;
         let zero = f.constant(Type::I64, 0);
         let take = f.new_ebb_temp(Type::I64);
-        if m == M::Jrcxz || m == M::Jecxz {
+        if matches!(m, M::Jrcxz | M::Jecxz | M::Jcxz) {
             let c = self.read_reg_n(f, rcx_n, size);
             f.setcond(rqemu_tcg::Cond::Eq, take, c, zero);
         } else {

@@ -35,35 +35,46 @@
 //!   bsf, bsr; popcnt, lzcnt, tzcnt; xlat;
 //! - BMI1/BMI2 (`bmi.rs`, VEX-encoded, 32/64 bits): andn, bextr, blsi, blsmsk, blsr, bzhi, mulx, pdep, pext,
 //!   rorx, sarx, shlx, shrx;
-//! - flags: clc, stc, cmc, cld, std, lahf, sahf, pushf, popf (as CPL 0; ends the TB);
+//! - flags: clc, stc, cmc, cld, std, lahf, sahf, pushf, popf (privilege rules above CPL 0 or in vm86; ends the
+//!   TB);
 //! - stack and control: push/pop (register, immediate, r/m), enter (any nesting level), leave, call/ret (near,
 //!   ret imm16), jmp (rel, r/m), jcc, jrcxz/jecxz, loop/loope/loopne;
 //! - strings: movs, stos, lods, cmps, scas with rep/repe/repne (one iteration per TB run, restartable);
-//! - cpuid, rdtsc, rdtscp, rdpid (`system.rs`);
-//! - software interrupts and traps, recorded (no IDT delivery yet): int3 (#BP), int n, into (#OF when OF is
-//!   set; #UD in 64-bit mode), int1/icebp (#DB);
+//! - port I/O (`io.rs`): in, out (imm8 and DX ports, 8/16/32 bits), ins, outs (with rep); out/outs end the TB;
+//! - cpuid, rdtsc, rdtscp, rdpid (`system.rs`; rdtsc/rdtscp honour CR4.TSD);
+//! - system registers and instructions (`sysregs.rs`): mov to/from CR0/CR2/CR3/CR4/CR8 and DR0-DR7, clts,
+//!   lmsw, smsw, invlpg, invd, wbinvd, lgdt/lidt/sgdt/sidt, lldt/ltr/sldt/str, rdmsr/wrmsr, syscall/sysret,
+//!   sysenter/sysexit, swapgs, stac/clac;
+//! - software interrupts and traps, delivered by the loop: int3 (#BP), int n, into (#OF when OF is set; #UD in
+//!   64-bit mode), int1/icebp (#DB);
+//! - segmentation (`seg.rs`, through `seg_helper`): mov to/from segment registers, push/pop of segment
+//!   registers, lds/les/lfs/lgs/lss, far jmp/call (ptr16:16/32, m16:16/32/64), retf (imm16),
+//!   iret/iretd/iretq, lar/lsl/verr/verw; cli, sti (interrupt shadow), hlt;
 //! - SSE/SSE2 moves (`sse_moves.rs`): movd, movq, movdqa/movdqu, movaps/movups, movapd/movupd, pxor/xorps/xorpd;
 //! - x87/SSE control state (`x87_state.rs`): fninit, fnstcw/fldcw, fnstsw, wait, ldmxcsr/stmxcsr, fxsave/fxrstor.
 //!
-//! Everything else (and any operand that is not a general-purpose register, memory or immediate) raises #UD,
-//! notably far call/jmp (direct and through memory), retf, and mov/push/pop of segment registers, which need
-//! descriptor loads.
+//! Everything else (and any operand that is not a general-purpose register, memory or immediate, outside the
+//! segment-register forms above) raises #UD.
 
 mod alu;
+mod bcd;
 mod bits;
 mod bmi;
 mod branch;
 mod flags;
+mod io;
 mod mov;
 mod muldiv;
 mod operand;
+mod seg;
 mod sse_moves;
 mod stack;
 mod string;
+mod sysregs;
 mod system;
 mod x87_state;
 
-use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, MemorySize, Mnemonic, OpKind};
+use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic, OpKind};
 use rqemu_include::TARGET_PAGE_MASK;
 use rqemu_tcg::{Func, Temp};
 
@@ -84,7 +95,9 @@ pub trait CodeFetch {
     fn fetch(&mut self, addr: u64, buf: &mut [u8]) -> usize;
 }
 
-/// The part of the CPU state a TB's translation depends on (part of the TB lookup key).
+/// The part of the CPU state a TB's translation depends on (part of the TB lookup key; `machine::tb_key_of`
+/// computes it and `machine::tb_flags_word` packs it). Anything that changes one of these fields ends the TB
+/// with a lookup (never `goto_tb`), so the next TB is found with the new flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TbFlags {
     /// Code size: 16, 32 or 64.
@@ -93,15 +106,64 @@ pub struct TbFlags {
     pub ss32: bool,
     /// CS base (0 in 64-bit mode).
     pub cs_base: u64,
+    /// Current privilege level (`seg_helper::cpl`: 0 in real mode, 3 in vm86).
+    pub cpl: u8,
+    /// CR0.PE: protected mode (also set in vm86 and long mode).
+    pub pe: bool,
+    /// EFLAGS.VM: virtual-8086 mode.
+    pub vm86: bool,
+    /// EFER.LMA: long mode active (64-bit or compatibility mode).
+    pub lma: bool,
+    /// Outside 64-bit mode, DS, ES or SS has a nonzero base: memory operands add segment bases. When clear,
+    /// only explicit FS/GS (or CS) overrides add a base (QEMU's ADDSEG: flat code pays nothing).
+    pub addseg: bool,
+    /// EFLAGS.AC (the SMAP override for supervisor data accesses; selects the MMU index).
+    pub ac: bool,
+    /// Interrupt shadow: the previous instruction was sti (enabling), mov ss or pop ss. Such a TB holds one
+    /// instruction and clears `X86CpuState::interrupt_shadow` as it starts.
+    pub inhibit_irq: bool,
 }
 
 impl TbFlags {
-    /// 64-bit mode.
+    /// 64-bit mode at CPL 0.
     pub const LONG: TbFlags = TbFlags {
         bitness: 64,
         ss32: true,
         cs_base: 0,
+        cpl: 0,
+        pe: true,
+        vm86: false,
+        lma: true,
+        addseg: false,
+        ac: false,
+        inhibit_irq: false,
     };
+
+    /// Flat 32-bit protected mode (not long mode) at CPL 0: CS base 0, 32-bit stack, no segment bases.
+    pub const fn protected32() -> TbFlags {
+        TbFlags {
+            bitness: 32,
+            lma: false,
+            ..TbFlags::LONG
+        }
+    }
+
+    /// 16-bit real mode with CS base 0, a 16-bit stack and zero DS/ES/SS bases (set `cs_base` and
+    /// `addseg` for other segments).
+    pub const fn real16() -> TbFlags {
+        TbFlags {
+            bitness: 16,
+            ss32: false,
+            pe: false,
+            lma: false,
+            ..TbFlags::LONG
+        }
+    }
+
+    /// Whether this is 64-bit mode (segment bases other than FS/GS are ignored).
+    pub const fn code64(&self) -> bool {
+        self.bitness == 64
+    }
 }
 
 /// Why the translator stopped, QEMU's `DisasJumpType`.
@@ -179,8 +241,15 @@ impl<'t> DisasContext<'t> {
         }
     }
 
-    /// QEMU's `tb_start` hook: nothing to emit for x86 (the lazy flags start `Dynamic`).
-    pub fn tb_start(&mut self, _f: &mut Func) {}
+    /// QEMU's `tb_start` hook: the lazy flags start `Dynamic`; a TB in an interrupt shadow
+    /// (`TbFlags::inhibit_irq`) clears `X86CpuState::interrupt_shadow` first (it holds one instruction, and
+    /// interrupts are only taken between TBs, so the shadow covers exactly that instruction).
+    pub fn tb_start(&mut self, f: &mut Func) {
+        if self.flags.inhibit_irq {
+            let zero = f.constant(rqemu_tcg::Type::I32, 0);
+            f.store(rqemu_tcg::Opcode::St, zero, Temp::ENV, seg::SHADOW_OFFSET);
+        }
+    }
 
     /// QEMU's `insn_start` hook: marks the instruction at `pc_next`.
     pub fn insn_start(&mut self, f: &mut Func) {
@@ -223,6 +292,7 @@ impl<'t> DisasContext<'t> {
         }
         if self.is_jmp == DisasJump::Next
             && (self.num_insns >= self.max_insns
+                || self.flags.inhibit_irq
                 || self.linear(self.pc_next) & TARGET_PAGE_MASK != self.linear(self.pc_first) & TARGET_PAGE_MASK)
         {
             self.is_jmp = DisasJump::TooMany;
@@ -232,7 +302,12 @@ impl<'t> DisasContext<'t> {
     /// QEMU's `tb_stop` hook: ends a TB that stopped without a jump.
     pub fn tb_stop(&mut self, f: &mut Func) {
         if self.is_jmp == DisasJump::TooMany {
-            self.gen_jmp_tb(f, 0, self.pc_next);
+            if self.flags.inhibit_irq {
+                // Back to the loop, which takes a pending interrupt now that the shadow is over.
+                self.gen_eob(f);
+            } else {
+                self.gen_jmp_tb(f, 0, self.pc_next);
+            }
         }
     }
 
@@ -246,6 +321,12 @@ impl<'t> DisasContext<'t> {
         }
     }
 
+    /// The MMU index of this TB's explicit data accesses: user at CPL 3, else supervisor with SMAP enforced or
+    /// overridden by EFLAGS.AC (`machine`'s MMU index table).
+    pub fn mem_index(&self) -> rqemu_include::MmuIdx {
+        crate::machine::data_mmu_index(self.flags.cpl, self.flags.ac)
+    }
+
     /// The target this context translates for.
     pub fn target(&self) -> &'t I386Target {
         self.target
@@ -253,9 +334,19 @@ impl<'t> DisasContext<'t> {
 
     /// Translates one instruction; false when it is not implemented (the caller raises #UD).
     fn dispatch(&mut self, f: &mut Func) -> bool {
+        // Before the string dispatch: ins/outs have string operands too.
+        if let Some(done) = self.dispatch_io(f) {
+            return done;
+        }
         let i = &self.insn;
         if (0..i.op_count()).any(|n| string::is_string_operand(i.op_kind(n))) {
             return self.gen_string(f);
+        }
+        if let Some(done) = self.dispatch_seg(f) {
+            return done;
+        }
+        if let Some(done) = self.dispatch_sysregs(f) {
+            return done;
         }
         use Mnemonic as M;
         match self.insn.mnemonic() {
@@ -268,16 +359,6 @@ impl<'t> DisasContext<'t> {
             }
             M::Ldmxcsr | M::Stmxcsr => return self.gen_x87_state(f),
             M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => return self.gen_x87_state(f),
-            // Far call/jmp through memory (m16:16/32/64) load a code segment descriptor: not yet (#UD), not to be
-            // mistaken for the near indirect forms.
-            M::Call | M::Jmp
-                if matches!(
-                    self.insn.memory_size(),
-                    MemorySize::SegPtr16 | MemorySize::SegPtr32 | MemorySize::SegPtr64
-                ) =>
-            {
-                return false
-            }
             _ => {}
         }
         if !self.operands_supported() {
@@ -317,7 +398,7 @@ impl<'t> DisasContext<'t> {
             | M::Shrx => self.gen_bmi(f),
             M::Movbe => self.gen_movbe(f),
             M::Enter => self.gen_enter(f),
-            M::Jrcxz | M::Jecxz | M::Loop | M::Loope | M::Loopne => self.gen_loop(f),
+            M::Jrcxz | M::Jecxz | M::Jcxz | M::Loop | M::Loope | M::Loopne => self.gen_loop(f),
             M::Mul | M::Imul => self.gen_mul(f),
             M::Div | M::Idiv => self.gen_div(f),
             M::Lahf => self.gen_lahf(f),
@@ -367,6 +448,9 @@ impl<'t> DisasContext<'t> {
             | M::Cmovno => self.gen_cmovcc(f),
             M::Push => self.gen_push(f),
             M::Pop => self.gen_pop(f),
+            M::Pusha | M::Pushad => self.gen_pusha(f),
+            M::Popa | M::Popad => self.gen_popa(f),
+            M::Aaa | M::Aas | M::Daa | M::Das | M::Aam | M::Aad | M::Bound | M::Arpl => self.gen_bcd(f),
             M::Leave => self.gen_leave(f),
             M::Jmp => self.gen_jmp(f),
             M::Call => self.gen_call(f),
@@ -460,11 +544,14 @@ pub fn translate_tb(
     })
 }
 
-/// Intel-syntax disassembly of the instruction at `pc` in `bytes` (`-d in_asm`).
-#[cfg(feature = "disas")]
+/// One line per instruction decoded from `bytes` at `pc`: its address, its bytes and, with the `disas` feature,
+/// its Intel-syntax text (`-d in_asm`, mismatch reports). Without the feature the decoder still splits the
+/// instructions, so each line holds exactly one instruction's bytes.
 pub fn disassemble(bytes: &[u8], pc: u64, bitness: u32) -> String {
+    #[cfg(feature = "disas")]
     use iced_x86::{Formatter, IntelFormatter};
     let mut decoder = Decoder::with_ip(bitness, bytes, pc, DecoderOptions::NONE);
+    #[cfg(feature = "disas")]
     let mut formatter = IntelFormatter::new();
     let mut out = String::new();
     while decoder.can_decode() {
@@ -474,8 +561,13 @@ pub fn disassemble(bytes: &[u8], pc: u64, bitness: u32) -> String {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        out.push_str(&format!("0x{:016x}:  {hex:<30} ", insn.ip()));
-        formatter.format(&insn, &mut out);
+        #[cfg(feature = "disas")]
+        {
+            out.push_str(&format!("0x{:016x}:  {hex:<30} ", insn.ip()));
+            formatter.format(&insn, &mut out);
+        }
+        #[cfg(not(feature = "disas"))]
+        out.push_str(&format!("0x{:016x}:  {hex}", insn.ip()));
         out.push('\n');
     }
     out
@@ -483,5 +575,10 @@ pub fn disassemble(bytes: &[u8], pc: u64, bitness: u32) -> String {
 
 pub(crate) use bits::{helper_rotate_carry, helper_rotate_carry_flags};
 pub(crate) use bmi::helper_pdep_pext;
+pub(crate) use io::register_io_helpers;
+pub use io::IoHelpers;
 pub(crate) use muldiv::helper_divide;
+pub(crate) use seg::register_seg_helpers;
+pub use seg::SegHelpers;
+pub(crate) use sysregs::register_sysreg_helper;
 pub(crate) use system::{helper_cpuid, helper_raise_interrupt, helper_rdtsc};

@@ -167,7 +167,8 @@ impl DisasContext<'_> {
         let al = self.read_reg(f, Register::AL);
         let a = f.new_ebb_temp(Type::I64);
         f.add(a, I386Target::reg(reg::RBX), al);
-        let asize = if self.flags.bitness == 64 { Size::Q } else { Size::L };
+        // The address size (mode and 67 prefix) is the size of the base register iced-x86 names.
+        let asize = super::operand::gpr(self.insn.memory_base()).map_or(Size::Q, |g| g.size);
         let a = gen_ext(f, asize, false, a);
         let seg = match self.insn.memory_segment() {
             Register::FS => crate::cpu::seg::FS,
@@ -179,7 +180,7 @@ impl DisasContext<'_> {
         };
         let addr = self.add_seg_base(f, a, seg);
         let v = f.new_ebb_temp(Type::I64);
-        f.qemu_ld(v, addr, rqemu_include::MemOp::UB, rqemu_include::MmuIdx::default());
+        f.qemu_ld(v, addr, rqemu_include::MemOp::UB, self.mem_index());
         self.write_reg(f, Register::AL, v);
         true
     }

@@ -6,7 +6,7 @@
 //! rax/rcx/rdx/rbx.
 
 use iced_x86::{MemorySize, OpKind, Register};
-use rqemu_include::{MemOp, MmuIdx};
+use rqemu_include::MemOp;
 use rqemu_tcg::{Func, Temp, Type};
 
 use super::DisasContext;
@@ -194,7 +194,8 @@ impl DisasContext<'_> {
     }
 
     /// The linear address of the memory operand: the effective address plus the segment base where it counts
-    /// (FS and GS in 64-bit mode, every segment outside it).
+    /// (see [`DisasContext::add_seg_base`]). iced-x86's `memory_segment` already applies the defaults (DS; SS
+    /// for rBP/rSP-based addresses) and any override prefix.
     pub(super) fn gen_ea(&mut self, f: &mut Func, extra_rsp: u64) -> Temp {
         let ea = self.gen_lea_addr(f, extra_rsp);
         let seg = self.insn.memory_segment();
@@ -210,22 +211,41 @@ impl DisasContext<'_> {
         self.add_seg_base(f, ea, seg_index)
     }
 
-    /// `addr` plus the base of segment `seg_index` where the mode uses it.
+    /// `addr` (an offset already wrapped to the address size) plus the base of segment `seg_index` where the
+    /// mode uses it, truncated to 32 bits outside 64-bit mode. In 64-bit mode only FS and GS have a base.
+    /// Outside it, DS/ES/SS bases are added only when `TbFlags::addseg` says one of them is nonzero (QEMU's
+    /// ADDSEG: flat code pays nothing; a segment load ends the TB, so the flag is exact); CS uses the TB's
+    /// known `cs_base`; FS and GS are always read from the state. Segment limits and access rights of
+    /// ordinary accesses are not checked (as in QEMU's TCG).
     pub(super) fn add_seg_base(&mut self, f: &mut Func, addr: Temp, seg_index: usize) -> Temp {
-        let long = self.flags.bitness == 64;
-        if long && seg_index != cpu::seg::FS && seg_index != cpu::seg::GS {
-            return addr;
-        }
-        let base = f.new_ebb_temp(Type::I64);
-        f.load(
-            rqemu_tcg::Opcode::Ld,
-            base,
-            Temp::ENV,
-            cpu::seg_base_offset(seg_index) as i32,
-        );
+        let code64 = self.flags.code64();
+        let base = match seg_index {
+            cpu::seg::FS | cpu::seg::GS => None,
+            cpu::seg::CS if !code64 => {
+                if self.flags.cs_base == 0 {
+                    return addr;
+                }
+                Some(self.flags.cs_base)
+            }
+            _ if !code64 && self.flags.addseg => None,
+            _ => return addr,
+        };
+        let base = match base {
+            Some(b) => f.constant(Type::I64, b),
+            None => {
+                let t = f.new_ebb_temp(Type::I64);
+                f.load(
+                    rqemu_tcg::Opcode::Ld,
+                    t,
+                    Temp::ENV,
+                    cpu::seg_base_offset(seg_index) as i32,
+                );
+                t
+            }
+        };
         let t = f.new_ebb_temp(Type::I64);
         f.add(t, addr, base);
-        if !long {
+        if !code64 {
             f.ext32u(t, t);
         }
         t
@@ -245,7 +265,7 @@ impl DisasContext<'_> {
             Loc::Reg(r) => self.read_reg(f, r),
             Loc::Mem(addr) => {
                 let t = f.new_ebb_temp(Type::I64);
-                f.qemu_ld(t, addr, memop(size), MmuIdx::default());
+                f.qemu_ld(t, addr, memop(size), self.mem_index());
                 t
             }
         }
@@ -255,7 +275,7 @@ impl DisasContext<'_> {
     pub(super) fn gen_st(&mut self, f: &mut Func, loc: Loc, size: Size, v: Temp) {
         match loc {
             Loc::Reg(r) => self.write_reg(f, r, v),
-            Loc::Mem(addr) => f.qemu_st(v, addr, memop(size), MmuIdx::default()),
+            Loc::Mem(addr) => f.qemu_st(v, addr, memop(size), self.mem_index()),
         }
     }
 

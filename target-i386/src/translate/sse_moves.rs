@@ -8,7 +8,7 @@
 use core::mem::offset_of;
 
 use iced_x86::{Mnemonic, OpKind, Register};
-use rqemu_include::{MemOp, MmuIdx};
+use rqemu_include::MemOp;
 use rqemu_tcg::{Cond, Func, Opcode, Temp, Type};
 
 use super::DisasContext;
@@ -62,8 +62,8 @@ impl DisasContext<'_> {
         let a8 = f.new_ebb_temp(Type::I64);
         let k = f.constant(Type::I64, 8);
         f.add(a8, addr, k);
-        f.qemu_ld(lo, addr, MemOp::LEUQ, MmuIdx::default());
-        f.qemu_ld(hi, a8, MemOp::LEUQ, MmuIdx::default());
+        f.qemu_ld(lo, addr, MemOp::LEUQ, self.mem_index());
+        f.qemu_ld(hi, a8, MemOp::LEUQ, self.mem_index());
         (lo, hi)
     }
 
@@ -71,8 +71,8 @@ impl DisasContext<'_> {
         let a8 = f.new_ebb_temp(Type::I64);
         let k = f.constant(Type::I64, 8);
         f.add(a8, addr, k);
-        f.qemu_st(lo, addr, MemOp::LEUQ, MmuIdx::default());
-        f.qemu_st(hi, a8, MemOp::LEUQ, MmuIdx::default());
+        f.qemu_st(lo, addr, MemOp::LEUQ, self.mem_index());
+        f.qemu_st(hi, a8, MemOp::LEUQ, self.mem_index());
     }
 
     /// Reads a quadword of XMM register `n` from the CPU state.
@@ -192,7 +192,7 @@ impl DisasContext<'_> {
                 let v = if r == Register::None {
                     let addr = self.gen_ea(f, 0);
                     let t = f.new_ebb_temp(Type::I64);
-                    f.qemu_ld(t, addr, super::operand::memop(size), MmuIdx::default());
+                    f.qemu_ld(t, addr, super::operand::memop(size), self.mem_index());
                     t
                 } else {
                     self.read_reg(f, r)
@@ -205,7 +205,7 @@ impl DisasContext<'_> {
                 let v = self.xmm_ld(f, sn, 0);
                 if r == Register::None {
                     let addr = self.gen_ea(f, 0);
-                    f.qemu_st(v, addr, super::operand::memop(size), MmuIdx::default());
+                    f.qemu_st(v, addr, super::operand::memop(size), self.mem_index());
                 } else {
                     self.write_reg(f, r, v);
                 }

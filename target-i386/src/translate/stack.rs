@@ -6,7 +6,7 @@
 //! leaves it unchanged.
 
 use iced_x86::OpKind;
-use rqemu_include::{MemOp, MmuIdx};
+use rqemu_include::MemOp;
 use rqemu_tcg::{Func, Temp, Type};
 
 use super::operand::{memop, Loc};
@@ -48,7 +48,7 @@ impl DisasContext<'_> {
     pub(super) fn gen_push_v(&mut self, f: &mut Func, v: Temp, size: Size) {
         let sp = self.gen_sp_offset(f, (size.bytes() as u64).wrapping_neg());
         let addr = self.add_seg_base(f, sp, seg::SS);
-        f.qemu_st(v, addr, memop(size), MmuIdx::default());
+        f.qemu_st(v, addr, memop(size), self.mem_index());
         self.gen_set_sp(f, sp);
     }
 
@@ -57,7 +57,7 @@ impl DisasContext<'_> {
         let sp = self.gen_sp_offset(f, 0);
         let addr = self.add_seg_base(f, sp, seg::SS);
         let v = f.new_ebb_temp(Type::I64);
-        f.qemu_ld(v, addr, memop(size), MmuIdx::default());
+        f.qemu_ld(v, addr, memop(size), self.mem_index());
         v
     }
 
@@ -116,6 +116,59 @@ impl DisasContext<'_> {
         true
     }
 
+    /// pusha / pushad (16- and 32-bit code only): pushes AX..DI (EAX..EDI) with the stack pointer as it was
+    /// before the instruction; all eight stores are made before the stack pointer moves, so a fault leaves it
+    /// unchanged.
+    pub(super) fn gen_pusha(&mut self, f: &mut Func) -> bool {
+        if self.flags.bitness == 64 {
+            return false;
+        }
+        let size = if self.insn.mnemonic() == iced_x86::Mnemonic::Pushad {
+            Size::L
+        } else {
+            Size::W
+        };
+        let bytes = size.bytes() as u64;
+        for n in 0..8 {
+            let v = self.read_reg_n(f, n, size);
+            let sp = self.gen_sp_offset(f, (bytes * (n as u64 + 1)).wrapping_neg());
+            let addr = self.add_seg_base(f, sp, seg::SS);
+            f.qemu_st(v, addr, memop(size), self.mem_index());
+        }
+        let sp = self.gen_sp_offset(f, (bytes * 8).wrapping_neg());
+        self.gen_set_sp(f, sp);
+        true
+    }
+
+    /// popa / popad (16- and 32-bit code only): pops DI, SI, BP, (skips SP), BX, DX, CX, AX; every load is made
+    /// before a register changes.
+    pub(super) fn gen_popa(&mut self, f: &mut Func) -> bool {
+        if self.flags.bitness == 64 {
+            return false;
+        }
+        let size = if self.insn.mnemonic() == iced_x86::Mnemonic::Popad {
+            Size::L
+        } else {
+            Size::W
+        };
+        let bytes = size.bytes() as u64;
+        let mut values = Vec::new();
+        for n in (0..8).rev() {
+            let sp = self.gen_sp_offset(f, bytes * (7 - n as u64));
+            let addr = self.add_seg_base(f, sp, seg::SS);
+            let v = f.new_temp(Type::I64);
+            f.qemu_ld(v, addr, memop(size), self.mem_index());
+            values.push((n, v));
+        }
+        for (n, v) in values {
+            if n != reg::RSP {
+                self.write_reg_n(f, n, size, v);
+            }
+        }
+        self.gen_pop_update(f, bytes * 8);
+        true
+    }
+
     /// pushf: RFLAGS with the lazy flags materialized, RF and VM cleared in the pushed image.
     pub(super) fn gen_pushf(&mut self, f: &mut Func) -> bool {
         let size = match self.insn.mnemonic() {
@@ -123,6 +176,7 @@ impl DisasContext<'_> {
             iced_x86::Mnemonic::Pushfd => Size::L,
             _ => Size::W,
         };
+        self.gen_vm86_iopl_check(f);
         let flags = self.gen_compute_eflags(f);
         let t = f.new_ebb_temp(Type::I64);
         let keep = f.constant(Type::I64, !(eflags::RF | eflags::VM | crate::cc::CC_MASK));
@@ -132,9 +186,11 @@ impl DisasContext<'_> {
         true
     }
 
-    /// popf: the arithmetic flags go to the lazy state (`cc_op = Eflags`), the rest to `eflags`. Privilege is
-    /// not checked yet: rqemu acts as CPL 0 (IF and IOPL writable); VM, VIF, VIP are kept, RF cleared. The TB
-    /// ends after it, since IF or TF may have changed.
+    /// popf: the arithmetic flags go to the lazy state (`cc_op = Eflags`), the rest to `eflags`; VM, VIF, VIP
+    /// are kept, RF cleared. At CPL 0 outside vm86 mode (known from the TB flags) every other flag is writable
+    /// and the update is inline; otherwise the `sys_flags` helper applies the privilege rules (IOPL only at
+    /// CPL 0, IF only when CPL <= IOPL, #GP(0) in vm86 mode with IOPL < 3, before rsp moves). The TB ends
+    /// with a lookup exit, since IF, TF or AC (a TB flag) may have changed.
     pub(super) fn gen_popf(&mut self, f: &mut Func) -> bool {
         let size = match self.insn.mnemonic() {
             iced_x86::Mnemonic::Popfq => Size::Q,
@@ -142,6 +198,12 @@ impl DisasContext<'_> {
             _ => Size::W,
         };
         let v = self.gen_pop_load(f, size);
+        if self.flags.cpl != 0 || self.flags.vm86 {
+            self.gen_popf_flags(f, v, size);
+            self.gen_pop_update(f, size.bytes() as u64);
+            self.gen_eob(f);
+            return true;
+        }
         self.gen_pop_update(f, size.bytes() as u64);
         let writable = crate::cc::CC_MASK
             | eflags::TF
@@ -167,8 +229,7 @@ impl DisasContext<'_> {
         let src = I386Target::global(crate::desc::global::CC_SRC);
         f.and(src, v, cc);
         self.set_cc_op(f, crate::cc::CcOp::EFLAGS);
-        let next = self.pc_next;
-        self.gen_jmp_tb(f, 0, next);
+        self.gen_eob(f);
         true
     }
 
@@ -192,20 +253,20 @@ impl DisasContext<'_> {
         // alone. A not-present page therefore faults as a read (error code without W).
         let probe_addr = self.add_seg_base(f, sp, seg::SS);
         let probe = f.new_ebb_temp(Type::I64);
-        f.qemu_ld(probe, probe_addr, MemOp::UB, MmuIdx::default());
-        f.qemu_st(probe, probe_addr, MemOp::UB, MmuIdx::default());
+        f.qemu_ld(probe, probe_addr, MemOp::UB, self.mem_index());
+        f.qemu_st(probe, probe_addr, MemOp::UB, self.mem_index());
         let addr = self.add_seg_base(f, frame, seg::SS);
-        f.qemu_st(rbp, addr, mo, MmuIdx::default());
+        f.qemu_st(rbp, addr, mo, self.mem_index());
         if level > 0 {
             for i in 1..level {
                 let src = self.gen_stack_addr(f, rbp, (i * bytes).wrapping_neg());
                 let v = f.new_ebb_temp(Type::I64);
-                f.qemu_ld(v, src, mo, MmuIdx::default());
+                f.qemu_ld(v, src, mo, self.mem_index());
                 let dst = self.gen_stack_addr(f, frame, (i * bytes).wrapping_neg());
-                f.qemu_st(v, dst, mo, MmuIdx::default());
+                f.qemu_st(v, dst, mo, self.mem_index());
             }
             let dst = self.gen_stack_addr(f, frame, (level * bytes).wrapping_neg());
-            f.qemu_st(frame, dst, mo, MmuIdx::default());
+            f.qemu_st(frame, dst, mo, self.mem_index());
         }
         self.write_reg_n(f, reg::RBP, size, frame);
         self.gen_set_sp(f, sp);
@@ -258,7 +319,7 @@ impl DisasContext<'_> {
         }
         let addr = self.add_seg_base(f, sp, seg::SS);
         let v = f.new_ebb_temp(Type::I64);
-        f.qemu_ld(v, addr, memop(size), MmuIdx::default());
+        f.qemu_ld(v, addr, memop(size), self.mem_index());
         let k = f.constant(Type::I64, size.bytes() as u64);
         f.add(sp, sp, k);
         self.gen_set_sp(f, sp);

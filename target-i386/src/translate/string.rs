@@ -7,7 +7,6 @@
 //! direction comes from DF at run time.
 
 use iced_x86::{Mnemonic, OpKind};
-use rqemu_include::MmuIdx;
 use rqemu_tcg::{Cond, Func, Temp, Type};
 
 use super::operand::{gen_ext, mem_size, memop};
@@ -107,7 +106,7 @@ impl DisasContext<'_> {
         f.shl(delta, df, shift);
         let bytes = f.constant(Type::I64, size.bytes() as u64);
         f.sub(delta, bytes, delta);
-        let mmu = MmuIdx::default();
+        let mmu = self.mem_index();
         let (mut a, mut b) = (zero, zero);
         match kind {
             M::Movsb => {

@@ -5,8 +5,8 @@
 //!
 //! Traps are recorded with [`X86CpuState::raise_trap`] through the `raise_interrupt` helper: the exception
 //! returns to the next instruction, whose rip the helper stores in `exception_next_rip`. There is no IDT
-//! delivery yet (the loop stops on them like on faults). CR4.TSD is not checked: rdtsc/rdtscp work at any
-//! CPL (TODO with the system instructions). Privileged instructions are still #UD.
+//! delivery yet (the loop stops on them like on faults). Under CR4.TSD rdtsc/rdtscp raise #GP(0) above CPL 0
+//! (`sysregs.rs`'s `gen_tsd_check`). Privileged instructions are in `sysregs.rs`.
 
 use iced_x86::Mnemonic;
 use rqemu_tcg::{Func, Opcode, Temp, Type};
@@ -33,6 +33,7 @@ impl DisasContext<'_> {
 
     /// rdtsc (edx:eax = TSC) and rdtscp (the same, and ecx = TSC_AUX).
     pub(super) fn gen_rdtsc(&mut self, f: &mut Func) -> bool {
+        self.gen_tsd_check(f);
         let tsc = f.new_ebb_temp(Type::I64);
         f.call(self.target.helpers.rdtsc, Some(tsc), &[]);
         let hi = f.new_ebb_temp(Type::I64);

@@ -12,7 +12,7 @@
 use core::mem::offset_of;
 
 use iced_x86::{Mnemonic, OpKind, Register};
-use rqemu_include::{MemOp, MmuIdx};
+use rqemu_include::MemOp;
 use rqemu_tcg::{Cond, Func, Opcode, Temp, Type};
 
 use super::sse_moves::xmm_offset;
@@ -61,7 +61,7 @@ impl DisasContext<'_> {
             M::Fldcw if mem => {
                 let addr = self.gen_ea(f, 0);
                 let t = f.new_ebb_temp(Type::I64);
-                f.qemu_ld(t, addr, MemOp::LEUW, MmuIdx::default());
+                f.qemu_ld(t, addr, MemOp::LEUW, self.mem_index());
                 // Reserved FCW bits: 6 reads as 1, 7 and 13..15 as 0 (measured on the host CPU; Bochs does the same).
                 let keep = f.constant(Type::I64, 0x1f3f);
                 let one = f.constant(Type::I64, 0x40);
@@ -73,12 +73,12 @@ impl DisasContext<'_> {
                 let addr = self.gen_ea(f, 0);
                 let t = f.new_ebb_temp(Type::I64);
                 f.load(Opcode::Ld32u, t, Temp::ENV, MXCSR);
-                f.qemu_st(t, addr, MemOp::LEUL, MmuIdx::default());
+                f.qemu_st(t, addr, MemOp::LEUL, self.mem_index());
             }
             M::Ldmxcsr if mem => {
                 let addr = self.gen_ea(f, 0);
                 let t = f.new_temp(Type::I64); // lives across the check's label
-                f.qemu_ld(t, addr, MemOp::LEUL, MmuIdx::default());
+                f.qemu_ld(t, addr, MemOp::LEUL, self.mem_index());
                 self.gen_check_mxcsr(f, t);
                 f.store(Opcode::St32, t, Temp::ENV, MXCSR);
             }
@@ -93,7 +93,7 @@ impl DisasContext<'_> {
         let addr = self.gen_ea(f, 0);
         let t = f.new_ebb_temp(Type::I64);
         f.load(Opcode::Ld16u, t, Temp::ENV, off);
-        f.qemu_st(t, addr, MemOp::LEUW, MmuIdx::default());
+        f.qemu_st(t, addr, MemOp::LEUW, self.mem_index());
     }
 
     /// #GP(0) when `v` has a bit outside [`MXCSR_MASK`]. The check ends the basic block: `v` and whatever is
@@ -137,7 +137,7 @@ impl DisasContext<'_> {
     /// fxsave m512: bytes 0..416 of the area.
     fn gen_fxsave(&mut self, f: &mut Func) {
         let base = self.gen_check_align16(f);
-        let mmu = MmuIdx::default();
+        let mmu = self.mem_index();
         let rex_w = self.insn.mnemonic() == Mnemonic::Fxsave64;
         for (env, off, ld, mop) in self.fx_header() {
             let t = f.new_ebb_temp(Type::I64);
@@ -185,7 +185,7 @@ impl DisasContext<'_> {
     /// fxrstor m512: loads everything, checks MXCSR (#GP(0) with nothing changed), then writes the state.
     fn gen_fxrstor(&mut self, f: &mut Func) {
         let base = self.gen_check_align16(f);
-        let mmu = MmuIdx::default();
+        let mmu = self.mem_index();
         let mx = f.new_temp(Type::I64);
         let a = Self::fx_addr(f, base, 24);
         f.qemu_ld(mx, a, MemOp::LEUL, mmu);

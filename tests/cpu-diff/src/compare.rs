@@ -11,6 +11,9 @@
 //! after a fault); `fault` from the exception vector (#DE → `De`, #UD → `Ud`, #GP → `Gp`, #SS → `Ss`,
 //! #PF → `Pf { addr: CR2, write: error code bit 1 }`, #AC → `Ac`). Then [`compare`] gives the differences.
 //!
+//! 32-bit cases ([`Case::bitness`]) run in 32-bit code (compatibility mode natively, flat 32-bit protected mode
+//! with EFER.LMA on rqemu); of their GPRs only the low halves of EAX..EDI are compared ([`gpr_mask`]).
+//!
 //! What is compared: all 16 GPRs, RIP, RFLAGS (all bits, less the undefined ones of the instructions that ran),
 //! XMM0-15, MXCSR, the scratch bytes and the fault. RFLAGS.IF is set in every generated initial state, as a user
 //! process always has it. The oracle's `Timeout` and `Crashed` outcomes say nothing about the CPU: such cases are
@@ -19,9 +22,9 @@
 //! For a sequence, the first instruction's undefined set is computed from the initial state; later instructions,
 //! whose input state is not known here, contribute their worst case ([`undefined_flags::worst_case`]).
 
-use crate::state::{Case, CpuSnapshot, Fault, CODE_ADDR, GPR_NAMES};
+use crate::state::{gpr_mask, Case, CpuSnapshot, Fault, GPR_NAMES};
 #[cfg(doc)]
-use crate::state::{SCRATCH_ADDR, SCRATCH_LEN, TERMINATOR};
+use crate::state::{CODE_ADDR, SCRATCH_ADDR, SCRATCH_LEN, TERMINATOR};
 use crate::undefined_flags::{self, Undefined};
 use iced_x86::{Decoder, Formatter, Instruction, IntelFormatter};
 use std::fmt;
@@ -47,7 +50,7 @@ pub fn comparable(oracle: &CpuSnapshot) -> bool {
 
 /// The instructions of a case, decoded at their addresses.
 pub fn decode_case(case: &Case) -> Vec<Instruction> {
-    let mut d = Decoder::with_ip(64, &case.code, CODE_ADDR, 0);
+    let mut d = Decoder::with_ip(case.bitness, &case.code, case.ip_base(), 0);
     let mut out = Vec::new();
     while d.can_decode() {
         out.push(d.decode());
@@ -72,7 +75,7 @@ pub fn disassemble(case: &Case) -> String {
 pub fn undefined_for(case: &Case, stop: u64) -> Undefined {
     let mut acc = Undefined::default();
     for (i, insn) in decode_case(case).iter().enumerate() {
-        if insn.ip() - CODE_ADDR >= stop {
+        if insn.ip() - case.ip_base() >= stop {
             break;
         }
         let u = if i == 0 {
@@ -105,7 +108,7 @@ pub fn compare(case: &Case, oracle: &CpuSnapshot, actual: &CpuSnapshot) -> Vec<F
     let undef = undefined_for(case, oracle.rip);
     let (e, a) = (&oracle.state, &actual.state);
     for (i, name) in GPR_NAMES.iter().enumerate() {
-        if e.gpr[i] != a.gpr[i] && undef.gpr != Some(i) {
+        if (e.gpr[i] ^ a.gpr[i]) & gpr_mask(case.bitness, i) != 0 && undef.gpr != Some(i) {
             diff(name.to_string(), format!("{:#x}", e.gpr[i]), format!("{:#x}", a.gpr[i]));
         }
     }
@@ -143,6 +146,7 @@ mod tests {
         Case {
             init: CpuState::default(),
             code: code.to_vec(),
+            bitness: 64,
         }
     }
 
@@ -232,6 +236,8 @@ pub struct Report {
     pub skipped: usize,
     /// Distinct mnemonics among the compared cases.
     pub mnemonics: std::collections::BTreeSet<String>,
+    /// Code sizes of the cases given (64, 32).
+    pub modes: std::collections::BTreeSet<u32>,
     pub mismatches: Vec<Mismatch>,
 }
 
@@ -239,14 +245,24 @@ impl Report {
     /// The summary line `cargo xtask fuzz-cpu` prints.
     pub fn summary(&self, backend: &str) -> String {
         format!(
-            "cpu-diff: backend={backend} cases={} mnemonics={} mismatches={}",
+            "cpu-diff: backend={backend} mode={} cases={} mnemonics={} mismatches={}",
+            self.mode_name(),
             self.cases,
             self.mnemonics.len(),
             self.mismatches.len()
         )
     }
 
-    /// The summary line with the host the replay ran on: `cpu-diff: backend=<b> host=<h> cases=N mnemonics=M
+    /// The code sizes of the cases: `64`, `32`, or `32+64` for a mixed run (`64` for no cases).
+    pub fn mode_name(&self) -> String {
+        if self.modes.is_empty() {
+            return "64".into();
+        }
+        let names: Vec<String> = self.modes.iter().map(u32::to_string).collect();
+        names.join("+")
+    }
+
+    /// The summary line with the host the replay ran on: `cpu-diff: backend=<b> host=<h> mode=<m> cases=N mnemonics=M
     /// mismatches=K` (recorded vectors replayed, e.g. on wasm32 under Node).
     pub fn summary_on(&self, backend: &str, host: &str) -> String {
         self.summary(backend).replacen(
@@ -264,6 +280,7 @@ pub fn run_diff(vectors: &[(Case, CpuSnapshot)], cpu: &mut dyn CpuUnderTest) -> 
         ..Report::default()
     };
     for (case, oracle) in vectors {
+        report.modes.insert(case.bitness);
         if !comparable(oracle) {
             report.skipped += 1;
             continue;
@@ -335,7 +352,7 @@ mod run_diff_tests {
         assert!(report.mismatches.is_empty());
         assert!(report
             .summary("tci")
-            .starts_with("cpu-diff: backend=tci cases=50 mnemonics="));
+            .starts_with("cpu-diff: backend=tci mode=64 cases=50 mnemonics="));
         let report = run_diff(
             &vectors,
             &mut Replay {

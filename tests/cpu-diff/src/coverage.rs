@@ -16,7 +16,7 @@
 //! `## Differential coverage` section of docs/target-i386.md, kept in sync by a test (`RQEMU_BLESS=1` rewrites it).
 
 use crate::compare::CpuUnderTest;
-use crate::generate::{bare_instruction, forms, Family};
+use crate::generate::{bare_instruction, forms, forms_for, Family};
 use crate::rqemu::Rqemu;
 use crate::state::{Case, CpuState, Fault, CODE_ADDR, SCRATCH_ADDR, SCRATCH_STACK_TOP};
 use iced_x86::{
@@ -59,6 +59,45 @@ pub const EXCLUDED: &[(Mnemonic, &str)] = &[
         "as fxsave; it also loads x87 state the harness does not compare",
     ),
     (Mnemonic::Fxrstor64, "as fxrstor"),
+    (
+        Mnemonic::Cli,
+        "changes IF: natively #GP at CPL 3 with IOPL 0, while the harness runs rqemu at CPL 0",
+    ),
+    (Mnemonic::Sti, "as cli"),
+    (Mnemonic::Hlt, "privileged: natively #GP at CPL 3; rqemu at CPL 0 halts"),
+    (
+        Mnemonic::Iret,
+        "loads CS and SS from descriptor tables: the host's GDT/LDT are not rqemu's",
+    ),
+    (Mnemonic::Iretd, "as iret"),
+    (Mnemonic::Iretq, "as iret"),
+    (Mnemonic::Retf, "as iret (loads CS from a descriptor)"),
+    (
+        Mnemonic::Lar,
+        "reads a GDT/LDT descriptor: the host's tables are not rqemu's",
+    ),
+    (Mnemonic::Lsl, "as lar"),
+    (Mnemonic::Verr, "as lar"),
+    (Mnemonic::Verw, "as lar"),
+    (
+        Mnemonic::Lfs,
+        "loads a segment descriptor: the host's GDT/LDT are not rqemu's",
+    ),
+    (Mnemonic::Lgs, "as lfs"),
+    (Mnemonic::Lss, "as lfs"),
+    (
+        Mnemonic::Sgdt,
+        "stores a descriptor-table register: UMIP makes it #GP at CPL 3 on hosts that have it, and the tables \
+         are not rqemu's",
+    ),
+    (Mnemonic::Sidt, "as sgdt"),
+    (Mnemonic::Sldt, "as sgdt"),
+    (Mnemonic::Smsw, "as sgdt (CR0)"),
+    (Mnemonic::Str, "as sgdt"),
+    (
+        Mnemonic::Sysenter,
+        "enters the kernel natively (or #UD, on AMD in long mode)",
+    ),
 ];
 
 /// CPUID features of the integer ISA the frontend claims (issue 4's baseline: 8086..486 and x86-64, with CMOV,
@@ -181,8 +220,13 @@ fn class_register(kind: K, n: u32) -> Option<Register> {
 
 /// A sample instruction of `code` branching (if it branches) to `target`; `None` if an operand kind has no
 /// sample.
-fn sample(code: Code, target: u64) -> Option<Instruction> {
+fn sample(code: Code, target: u64, bitness: u32) -> Option<Instruction> {
     let mut insn = bare_instruction(code);
+    let (rbx, rsi) = if bitness == 64 {
+        (Register::RBX, Register::RSI)
+    } else {
+        (Register::EBX, Register::ESI)
+    };
     for (i, kind) in code.op_code().op_kinds().iter().enumerate() {
         let i = i as u32;
         let imm = |insn: &mut Instruction, k: OpKind| -> Option<()> {
@@ -216,22 +260,18 @@ fn sample(code: Code, target: u64) -> Option<Instruction> {
             }
             K::mem | K::mem_mpx | K::mem_mib | K::sibmem => {
                 insn.set_op_kind(i, OpKind::Memory);
-                insn.set_memory_base(Register::RBX);
-                insn.set_memory_index(if *kind == K::sibmem {
-                    Register::RSI
-                } else {
-                    Register::None
-                });
+                insn.set_memory_base(rbx);
+                insn.set_memory_index(if *kind == K::sibmem { rsi } else { Register::None });
                 insn.set_memory_index_scale(1);
             }
             K::mem_offs => {
                 insn.set_op_kind(i, OpKind::Memory);
                 insn.set_memory_displacement64(SCRATCH_ADDR + 0x40);
-                insn.set_memory_displ_size(8);
+                insn.set_memory_displ_size(if bitness == 64 { 8 } else { 4 });
             }
             K::mem_vsib32x | K::mem_vsib64x | K::mem_vsib32y | K::mem_vsib64y => {
                 insn.set_op_kind(i, OpKind::Memory);
-                insn.set_memory_base(Register::RBX);
+                insn.set_memory_base(rbx);
                 let index = if matches!(*kind, K::mem_vsib32y | K::mem_vsib64y) {
                     Register::YMM7
                 } else {
@@ -246,7 +286,7 @@ fn sample(code: Code, target: u64) -> Option<Instruction> {
             K::seg_rBX_al => {
                 // xlat: [rbx + al]
                 insn.set_op_kind(i, OpKind::Memory);
-                insn.set_memory_base(Register::RBX);
+                insn.set_memory_base(rbx);
                 insn.set_memory_index(Register::AL);
                 insn.set_memory_index_scale(1);
             }
@@ -259,33 +299,50 @@ fn sample(code: Code, target: u64) -> Option<Instruction> {
     Some(insn)
 }
 
-/// The probed codes: legacy- or VEX-encoded instructions valid in 64-bit mode.
-fn probed_codes() -> impl Iterator<Item = Code> {
-    Code::values().filter(|c| {
+/// The probed codes of code of `bitness` bits: legacy- or VEX-encoded instructions valid in 64-bit mode (64), or
+/// valid in 32-bit mode but not in 64-bit mode (32: what only 32-bit code has; decoder-option-only forms left
+/// out).
+fn probed_codes(bitness: u32) -> impl Iterator<Item = Code> {
+    Code::values().filter(move |c| {
         let op = c.op_code();
-        op.is_instruction() && op.mode64() && matches!(op.encoding(), EncodingKind::Legacy | EncodingKind::VEX)
+        let mode = if bitness == 64 {
+            op.mode64()
+        } else {
+            op.mode32() && !op.mode64() && op.decoder_option() == iced_x86::DecoderOptions::NONE
+        };
+        op.is_instruction() && mode && matches!(op.encoding(), EncodingKind::Legacy | EncodingKind::VEX)
     })
 }
 
 /// Encodes a sample of `code` at `CODE_ADDR`, branches to the next instruction.
-fn encode_sample(code: Code) -> Option<Vec<u8>> {
-    let mut e = Encoder::new(64);
-    let len = e.encode(&sample(code, CODE_ADDR)?, CODE_ADDR).ok()?;
+fn encode_sample(code: Code, bitness: u32) -> Option<Vec<u8>> {
+    let mut e = Encoder::new(bitness);
+    let len = e.encode(&sample(code, CODE_ADDR, bitness)?, CODE_ADDR).ok()?;
     let _ = e.take_buffer();
-    e.encode(&sample(code, CODE_ADDR + len as u64)?, CODE_ADDR).ok()?;
+    e.encode(&sample(code, CODE_ADDR + len as u64, bitness)?, CODE_ADDR)
+        .ok()?;
     Some(e.take_buffer())
 }
 
-/// Runs every probed code on rqemu (tci) and records which mnemonics translate.
+/// Runs every probed code of 64-bit mode on rqemu (tci) and records which mnemonics translate.
 pub fn probe() -> Probe {
+    probe_mode(64)
+}
+
+/// [`probe`] for the codes only 32-bit code has (valid in 32-bit mode, not in 64-bit mode), run as 32-bit code.
+pub fn probe32() -> Probe {
+    probe_mode(32)
+}
+
+fn probe_mode(bitness: u32) -> Probe {
     let mut cpu = Rqemu::tci();
     let mut p = Probe::default();
-    let init = probe_state();
-    for code in probed_codes() {
+    let init = probe_state().normalized(bitness);
+    for code in probed_codes(bitness) {
         let m = code.mnemonic();
         p.features.entry(m).or_default().push(code.cpuid_features());
         let trace = std::env::var_os("CPU_DIFF_PROBE_TRACE").is_some();
-        let Some(bytes) = encode_sample(code) else {
+        let Some(bytes) = encode_sample(code, bitness) else {
             if trace {
                 eprintln!("{code:?}: no sample");
             }
@@ -299,6 +356,7 @@ pub fn probe() -> Probe {
         let case = Case {
             init: init.clone(),
             code: bytes,
+            bitness,
         };
         let len = case.code.len() as u64;
         let out = cpu.run(&case);
@@ -318,15 +376,51 @@ pub fn probe() -> Probe {
     p
 }
 
-/// Every mnemonic the generator draws (over [`Family::ALL`]).
+/// Every mnemonic the generator draws (over [`Family::ALL`]) in 64-bit code.
 pub fn generated_mnemonics() -> BTreeSet<Mnemonic> {
     forms(&Family::ALL).iter().map(|c| c.mnemonic()).collect()
+}
+
+/// Every mnemonic the generator draws (over [`Family::ALL`]) in 32-bit code.
+pub fn generated_mnemonics_32() -> BTreeSet<Mnemonic> {
+    forms_for(&Family::ALL, 32).iter().map(|c| c.mnemonic()).collect()
+}
+
+/// Mnemonics only 32-bit code has that rqemu implements and the generator deliberately does not fuzz, with the
+/// reason.
+pub const EXCLUDED_32: &[(Mnemonic, &str)] = &[
+    (
+        Mnemonic::Lds,
+        "loads a segment descriptor: the host's GDT/LDT are not rqemu's",
+    ),
+    (Mnemonic::Les, "as lds"),
+];
+
+/// 32-bit-only mnemonics rqemu implements that are neither generated in 32-bit code nor in [`EXCLUDED_32`] or
+/// [`EXCLUDED`] (must be empty).
+pub fn uncovered32(p32: &Probe) -> BTreeSet<Mnemonic> {
+    // EXCLUDED's reasons hold in 32-bit code too (rdpid has a 32-bit-only r32 form).
+    let excluded: BTreeSet<Mnemonic> = EXCLUDED_32.iter().chain(EXCLUDED).map(|(m, _)| *m).collect();
+    let privileged = &privileged(32) | &privileged(64);
+    &(&(&p32.implemented - &generated_mnemonics_32()) - &excluded) - &privileged
+}
+
+/// Mnemonics whose every probed code of code of `bitness` bits is privileged (CPL 0 only): the user-mode oracle
+/// raises #GP for them while the harness runs rqemu at CPL 0, so they cannot be compared. Implemented ones count
+/// as excluded.
+pub fn privileged(bitness: u32) -> BTreeSet<Mnemonic> {
+    let mut all: BTreeMap<Mnemonic, bool> = BTreeMap::new();
+    for code in probed_codes(bitness) {
+        let p = all.entry(code.mnemonic()).or_insert(true);
+        *p &= code.op_code().is_privileged();
+    }
+    all.into_iter().filter(|(_, p)| *p).map(|(m, _)| m).collect()
 }
 
 /// Implemented mnemonics that are neither generated nor excluded (must be empty).
 pub fn uncovered(p: &Probe) -> BTreeSet<Mnemonic> {
     let excluded: BTreeSet<Mnemonic> = EXCLUDED.iter().map(|(m, _)| *m).collect();
-    &(&p.implemented - &generated_mnemonics()) - &excluded
+    &(&(&p.implemented - &generated_mnemonics()) - &excluded) - &privileged(64)
 }
 
 fn names(set: impl IntoIterator<Item = Mnemonic>) -> String {
@@ -359,10 +453,16 @@ pub fn doc_section(p: &Probe) -> String {
         s += &format!("| {} | {why} |\n", names([*m]));
     }
     s += &format!(
+        "\nPrivileged (CPL 0 only in every form: the user-mode oracle raises #GP) and therefore not fuzzed, of those \
+         implemented: {}.\n",
+        names(&p.implemented & &privileged(64))
+    );
+    s += &format!(
         "\nMnemonics of the claimed integer ISA (iced-x86 CPUID features {}) that raise #UD in rqemu:\n{}.\n",
         names_features(INTEGER_ISA),
         names(p.integer_ud())
     );
+    s += &doc_section_32(p);
     s += "\nFloating point and SIMD, translated in part (a mnemonic counts under an extension when one of its codes \
           needs only that extension; `cmpsd`/`movsd` count through their string forms):\n\n";
     s += "| extension | translated | of | translated mnemonics |\n|---|---|---|---|\n";
@@ -378,6 +478,58 @@ pub fn doc_section(p: &Probe) -> String {
         );
     }
     s += "\n";
+    s
+}
+
+/// The 32-bit part of the section: what `--mode 32` fuzzes, what only 32-bit code has, and what of that rqemu
+/// does not translate.
+fn doc_section_32(p: &Probe) -> String {
+    let p32 = probe32();
+    let generated = generated_mnemonics();
+    let generated32 = generated_mnemonics_32();
+    let mut s = format!(
+        "\n32-bit code (`cargo xtask fuzz-cpu --mode 32`: compatibility mode natively, a flat 32-bit code segment \
+         with EFER.LMA set on rqemu): the generator fuzzes the families' forms valid in 32-bit mode ({} forms, {} \
+         mnemonics).\n",
+        forms_for(&Family::ALL, 32).len(),
+        generated32.len()
+    );
+    s += &format!(
+        "Only in 32-bit code: {}.\nNot in 32-bit code (64-bit mode only): {}.\n",
+        names(&generated32 - &generated),
+        names(&generated - &generated32)
+    );
+    s += &format!(
+        "Probing the {} codes valid only outside 64-bit mode ({} without a buildable sample) as 32-bit code finds \
+         {} implemented mnemonics: {}.\n",
+        p32.probed + p32.unbuildable,
+        p32.unbuildable,
+        p32.implemented.len(),
+        names(p32.implemented.iter().copied())
+    );
+    if EXCLUDED_32.is_empty() {
+        s += "Implemented but not fuzzed in 32-bit code: only what the table above excludes.\n";
+    } else {
+        s += "Implemented but not fuzzed in 32-bit code (besides the table above):\n\n| mnemonic | why |\n|---|---|\n";
+        for (m, why) in EXCLUDED_32 {
+            s += &format!("| {} | {why} |\n", names([*m]));
+        }
+    }
+    let ud32 = &(&p32.in_group(INTEGER_ISA) - &p32.implemented) - &p.implemented;
+    s += &format!(
+        "\nMnemonics only 32-bit code has, of the claimed integer ISA, that raise #UD in rqemu:\n{}.\n",
+        names(ud32)
+    );
+    let generated16: BTreeSet<Mnemonic> = forms_for(&Family::ALL, 16).iter().map(|c| c.mnemonic()).collect();
+    s += &format!(
+        "\n16-bit code (`--mode 16`: compatibility mode natively with 16-bit LDT segments, CS based at the code \
+         page and DS/ES/SS at the scratch page; the same segments on rqemu): the filled forms only, no snippets \
+         (stack, string, branch, xlat and x87-control forms are not generated) ({} forms, {} mnemonics). Not \
+         generated in 16-bit code but in 32-bit code: {}.\n",
+        forms_for(&Family::ALL, 16).len(),
+        generated16.len(),
+        names(&generated_mnemonics_32() - &generated16)
+    );
     s
 }
 

@@ -22,6 +22,11 @@
 //!   misaligned-SSE mode bit, which this host accepts), a random valid MXCSR for stmxcsr, a small start/length
 //!   control for bextr/bzhi half the time.
 //!
+//! 32- and 16-bit code (`GenOptions::bitness`): the forms valid in that mode, encoded for it, EAX..EDI only (no
+//! REX); in 16-bit code only the filled forms, with 16-bit addressing (`[bx|bp + si|di + disp16]`) of offsets into
+//! the data segment based at `SCRATCH_ADDR` (`Fill::data_base`). The `Legacy` family (BCD, bound, arpl, into)
+//! exists only there.
+//!
 //! Invariants. The base and index registers are reserved for the whole case (no instruction writes them; RAX,
 //! RCX, RDX are never chosen, since they are the implicit operands of cbw..cqo, lahf, mul/div, cmpxchg8b/16b,
 //! mulx, fnstsw ax), so sequences cannot send a later memory operand outside the scratch area. RSP is never an
@@ -115,12 +120,14 @@ pub enum Family {
     X87Control,
     /// BMI1/BMI2 (VEX) and movbe
     Bmi,
+    /// aaa aas daa das aam aad, bound, arpl, into (32-bit code only: #UD in 64-bit mode)
+    Legacy,
 }
 
 impl Family {
     /// Every family: what `cargo xtask fuzz-cpu` and the recorded vectors draw from (`coverage.rs` checks that
     /// together they cover every mnemonic the frontend implements).
-    pub const ALL: [Family; 19] = [
+    pub const ALL: [Family; 20] = [
         Family::Alu,
         Family::Unary,
         Family::Shift,
@@ -140,6 +147,7 @@ impl Family {
         Family::SseMove,
         Family::X87Control,
         Family::Bmi,
+        Family::Legacy,
     ];
 
     /// The mnemonics of this family (the one list per family; forms are derived from it).
@@ -198,6 +206,13 @@ impl Family {
                 M::Pushfq,
                 M::Popf,
                 M::Popfq,
+                // 32-bit code only.
+                M::Pushfd,
+                M::Popfd,
+                M::Pusha,
+                M::Pushad,
+                M::Popa,
+                M::Popad,
                 M::Leave,
                 M::Enter,
                 M::Call,
@@ -245,6 +260,8 @@ impl Family {
                 M::Jmp,
                 M::Jrcxz,
                 M::Jecxz,
+                // 32-bit code only (0x67 E3: CX).
+                M::Jcxz,
                 M::Loop,
                 M::Loope,
                 M::Loopne,
@@ -314,6 +331,17 @@ impl Family {
                 M::Shrx,
                 M::Movbe,
             ],
+            Family::Legacy => &[
+                M::Aaa,
+                M::Aas,
+                M::Daa,
+                M::Das,
+                M::Aam,
+                M::Aad,
+                M::Bound,
+                M::Arpl,
+                M::Into,
+            ],
         }
     }
 
@@ -334,6 +362,9 @@ pub struct GenOptions {
     /// Compact cases for recorded vector sets: XMM registers and the scratch bytes no operand uses start at zero
     /// instead of random (a recorded line shrinks from about 1.5 KB to about 0.4 KB).
     pub compact: bool,
+    /// Code size of the cases: 64 (the default) or 32 (32-bit code: forms valid in 32-bit mode, encoded with
+    /// bitness 32, EAX..EDI only).
+    pub bitness: u32,
 }
 
 impl Default for GenOptions {
@@ -342,6 +373,7 @@ impl Default for GenOptions {
             families: Family::ALL.to_vec(),
             max_insns: 1,
             compact: false,
+            bitness: 64,
         }
     }
 }
@@ -393,6 +425,12 @@ fn fillable(kind: K) -> bool {
 /// Every instruction form ([`Code`]) of `families` that the generator can fill or build a snippet around, in
 /// iced-x86's order: legacy-encoded (VEX for the BMI family), valid in 64-bit mode.
 pub fn forms(families: &[Family]) -> Vec<Code> {
+    forms_for(families, 64)
+}
+
+/// [`forms`] for code of `bitness` bits (64, 32 or 16): the forms valid in that mode (for 16-bit code only the
+/// filled ones, no snippets).
+pub fn forms_for(families: &[Family], bitness: u32) -> Vec<Code> {
     let mnemonics: Vec<Mnemonic> = families.iter().flat_map(|f| f.mnemonics().iter().copied()).collect();
     Code::values()
         .filter(|code| {
@@ -400,14 +438,23 @@ pub fn forms(families: &[Family]) -> Vec<Code> {
             let m = code.mnemonic();
             let encoding_ok = op.encoding() == EncodingKind::Legacy
                 || (op.encoding() == EncodingKind::VEX && Family::Bmi.mnemonics().contains(&m));
+            let mode_ok = match bitness {
+                64 => op.mode64(),
+                32 => op.mode32(),
+                // 16-bit code: filled forms only (the snippets assume flat addresses).
+                _ => op.mode16() && !snippets::is_snippet_mnemonic(m),
+            };
             op.is_instruction()
-                && op.mode64()
+                && mode_ok
+                // Forms only a decoder option decodes (in 32-bit code the 486 A-step cmpxchg at 0F A6/A7, which
+                // today's CPUs raise #UD for) are not the instruction set.
+                && (bitness == 64 || op.decoder_option() == iced_x86::DecoderOptions::NONE)
                 && encoding_ok
                 && mnemonics.contains(&m)
                 // 16-bit BSWAP has an undefined result.
                 && *code != Code::Bswap_r16
                 && if snippets::is_snippet_mnemonic(m) {
-                    snippets::handles(*code)
+                    snippets::handles(*code, bitness)
                 } else {
                     op.op_kinds().iter().all(|k| fillable(*k))
                 }
@@ -497,6 +544,10 @@ pub struct Generator {
 /// Per-case register bookkeeping while filling operands.
 struct Fill<'a> {
     rng: &'a mut SplitMix64,
+    /// Code size of the case (64, 32 or 16).
+    bitness: u32,
+    /// Base of the data segments: memory operands hold `address - data_base` (SCRATCH_ADDR in 16-bit code).
+    data_base: u64,
     state: CpuState,
     /// Registers operands may use (not RSP, not the reserved base/index).
     pool: Vec<usize>,
@@ -504,6 +555,9 @@ struct Fill<'a> {
     index: Option<usize>,
     /// The base and index registers hold their values (a memory operand was generated).
     addressing_set: bool,
+    /// Scratch offset of an ldmxcsr image: a later operand placed over it could give it bit 17 (see
+    /// `implicit_inputs`), which the case is then rejected for.
+    mxcsr_image: Option<usize>,
 }
 
 enum Opnd {
@@ -516,8 +570,17 @@ enum Opnd {
 impl Generator {
     pub fn new(opts: GenOptions) -> Generator {
         Generator {
-            forms: forms(&opts.families),
+            forms: forms_for(&opts.families, opts.bitness),
             opts,
+        }
+    }
+
+    /// Where data offset 0 is: 0 for flat 64- and 32-bit code, `SCRATCH_ADDR` for 16-bit code (DS/ES/SS base).
+    fn data_base(&self) -> u64 {
+        if self.opts.bitness == 16 {
+            SCRATCH_ADDR
+        } else {
+            0
         }
     }
 
@@ -548,7 +611,8 @@ impl Generator {
         for g in state.gpr.iter_mut() {
             *g = rng.next_u64();
         }
-        state.gpr[RSP] = SCRATCH_STACK_TOP;
+        // 16-bit code addresses the stack through SS based at SCRATCH_ADDR.
+        state.gpr[RSP] = SCRATCH_STACK_TOP - self.data_base();
         state.rflags = flags::FIXED1 | flags::IF | (rng.next_u64() & flags::STATUS);
         state.mxcsr = MXCSR_DEFAULT;
         if !self.opts.compact {
@@ -559,30 +623,42 @@ impl Generator {
                 *b = rng.next_u64() as u8;
             }
         }
-        // Base (and index) registers: never RAX/RCX/RDX (implicit operands) nor RSP.
-        let reservable = [3usize, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
-        let base = rng.pick(&reservable);
-        let index = if rng.one_in(4) {
-            let i = rng.pick(&reservable);
+        // Base (and index) registers: never RAX/RCX/RDX (implicit operands) nor RSP; no R8-R15 in 32-bit code.
+        let reservable: &[usize] = if self.opts.bitness == 64 {
+            &[3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+        } else {
+            &[3, 5, 6, 7]
+        };
+        let regs = if self.opts.bitness == 64 { 16 } else { 8 };
+        let base = rng.pick(reservable);
+        let mut index = if rng.one_in(4) {
+            let i = rng.pick(reservable);
             (i != base).then_some(i)
         } else {
             None
         };
-        let pool = (0..16)
+        // 16-bit addressing: [bx|bp + si|di] only.
+        if self.opts.bitness == 16 && !(matches!(base, 3 | 5) && matches!(index, Some(6 | 7))) {
+            index = None;
+        }
+        let pool = (0..regs)
             .filter(|r| *r != RSP && *r != base && Some(*r) != index)
             .collect();
         let mut fill = Fill {
             rng,
+            data_base: self.data_base(),
+            bitness: self.opts.bitness,
             state,
             pool,
             base,
             index,
             addressing_set: false,
+            mxcsr_image: None,
         };
 
         let count = 1 + fill.rng.below(self.opts.max_insns.max(1) as u64) as usize;
         let mut code = Vec::new();
-        let mut encoder = Encoder::new(64);
+        let mut encoder = Encoder::new(self.opts.bitness);
         // In a sequence, nothing may consume what an earlier instruction may have left undefined (the comparison
         // could not tell a bug from a legitimate difference): no flag reader after an instruction with undefined
         // flags, nothing after one that may leave a register undefined.
@@ -601,6 +677,10 @@ impl Generator {
                 return None;
             }
             let insn = fill.instruction(form, i == 0)?;
+            // ldmxcsr only first: an earlier store could write its image (with bit 17) at run time.
+            if i > 0 && form.mnemonic() == Mnemonic::Ldmxcsr {
+                return None;
+            }
             encoder.encode(&insn, CODE_ADDR + code.len() as u64).ok()?;
             code.extend(encoder.take_buffer());
             let worst = undefined_flags::worst_case(&insn);
@@ -609,7 +689,18 @@ impl Generator {
                 break;
             }
         }
-        (code.len() < CODE_SIZE).then_some(Case { init: fill.state, code })
+        if let Some(off) = fill.mxcsr_image {
+            if fill.state.mem[off + 2] & 2 != 0 {
+                return None;
+            }
+        }
+        // 32-bit code sees only the low halves of EAX..EDI: the rest of the GPRs starts at zero (addresses were
+        // computed modulo 2^64, so they stay right modulo 2^32).
+        (code.len() < CODE_SIZE).then_some(Case {
+            init: fill.state.normalized(self.opts.bitness),
+            code,
+            bitness: self.opts.bitness,
+        })
     }
 }
 
@@ -653,14 +744,14 @@ impl Fill<'_> {
                 }
                 K::mem_offs => {
                     let (off, _) = self.place(mem_bytes as usize);
-                    let addr = (SCRATCH_ADDR + off as u64) as i64;
+                    let addr = (SCRATCH_ADDR + off as u64 - self.data_base) as i64;
                     mem_at = Some((off, mem_bytes * 8));
                     Opnd::Mem(MemoryOperand::new(
                         Register::None,
                         Register::None,
                         1,
                         addr,
-                        8,
+                        (self.bitness / 8).max(2),
                         false,
                         Register::None,
                     ))
@@ -773,7 +864,11 @@ impl Fill<'_> {
                 return (HIGH8[n], n, true);
             }
         }
-        let n = self.pick_reg(used);
+        let mut n = self.pick_reg(used);
+        // 32- and 16-bit code have no SPL..DIL: register numbers 4..7 at 8 bits are AH..BH there.
+        while self.bitness != 64 && n >= 4 {
+            n = self.pick_reg(used);
+        }
         self.set_reg(n, 8, v);
         (gpr(8, n), n, false)
     }
@@ -794,17 +889,27 @@ impl Fill<'_> {
     /// `None` if none fits.
     fn memory(&mut self, bytes: u32) -> Option<(MemoryOperand, usize)> {
         let (off, _) = self.place(bytes as usize);
-        let target = SCRATCH_ADDR + off as u64;
+        let target = SCRATCH_ADDR + off as u64 - self.data_base;
         let scale = self.rng.pick(&[1u64, 2, 4, 8]);
+        let aw = self.bitness;
+        // 16-bit addressing has no scale.
+        let scale = if aw == 16 { 1 } else { scale };
         let (index, scale) = match self.index {
-            Some(i) => (gpr(64, i), scale),
+            Some(i) => (gpr(aw, i), scale),
             None => (Register::None, 1),
         };
         let disp: i64 = if self.addressing_set {
             // A later memory operand of the case: base and index already hold their values, fit the displacement.
             let index_part = self.index.map_or(0, |i| self.state.gpr[i].wrapping_mul(scale));
-            let disp = target.wrapping_sub(self.state.gpr[self.base]).wrapping_sub(index_part) as i64;
-            i32::try_from(disp).ok()? as i64
+            let disp = target.wrapping_sub(self.state.gpr[self.base]).wrapping_sub(index_part);
+            if aw == 32 {
+                // 32-bit addresses wrap at 4 GiB: any displacement fits.
+                disp as u32 as i32 as i64
+            } else if aw == 16 {
+                disp as u16 as i16 as i64
+            } else {
+                i32::try_from(disp as i64).ok()? as i64
+            }
         } else {
             let disp = match self.rng.below(4) {
                 0 => 0,
@@ -812,6 +917,7 @@ impl Fill<'_> {
                 2 => self.rng.below(1 << 20) as i64 - (1 << 19),
                 _ => (self.rng.next_u64() as i32) as i64,
             };
+            let disp = if aw == 16 { disp as i16 as i64 } else { disp };
             let index_part = match self.index {
                 Some(i) => {
                     let iv = self.rng.below(64).wrapping_sub(32);
@@ -828,12 +934,14 @@ impl Fill<'_> {
             0
         } else if (-128..128).contains(&disp) {
             1
+        } else if aw == 16 {
+            2
         } else {
             4
         };
         Some((
             MemoryOperand::new(
-                gpr(64, self.base),
+                gpr(aw, self.base),
                 index,
                 scale as u32,
                 disp,
@@ -904,9 +1012,42 @@ impl Fill<'_> {
                         v |= 1 << self.rng.pick(&[16u32, 18, 20, 24, 31]);
                     }
                     self.state.mem[off..off + 4].copy_from_slice(&v.to_le_bytes());
+                    self.mxcsr_image = Some(off);
                 }
             }
             M::Stmxcsr => self.state.mxcsr = self.rng.next_u64() as u32 & 0xffff,
+            M::Aaa | M::Aas | M::Daa | M::Das | M::Aam | M::Aad => {
+                // AL near the adjustment boundaries (low nibble 9/10, AL around 0x99/0x9f/0xfa, below 6) half the
+                // time; AH any.
+                let al = if self.rng.one_in(2) {
+                    self.rng.pick(&[
+                        0x09u64, 0x0a, 0x0f, 0x99, 0x9a, 0x9f, 0xa0, 0xf9, 0xfa, 0xff, 0x00, 0x05, 0x06,
+                    ])
+                } else {
+                    self.rng.below(256)
+                };
+                let ah = self.rng.below(256);
+                self.state.gpr[0] = (self.state.gpr[0] & !0xffff) | ah << 8 | al;
+            }
+            M::Bound => {
+                // Half the time bounds around the register's value: inside, on either bound, or one outside.
+                if let (Some((off, _)), Some(Opnd::Reg(r))) = (mem_at, ops.first()) {
+                    if self.rng.one_in(2) {
+                        let w = reg_width(*r);
+                        let v = self.state.gpr[reg_number(*r)] & mask(w);
+                        let k = self.rng.below(4);
+                        let (lo, hi) = match self.rng.below(4) {
+                            0 => (v.wrapping_sub(k), v.wrapping_add(k)),
+                            1 => (v, v.wrapping_add(k)),
+                            2 => (v.wrapping_sub(k), v),
+                            _ => (v.wrapping_add(1), v.wrapping_add(1 + k)),
+                        };
+                        let n = (w / 8) as usize;
+                        self.state.mem[off..off + n].copy_from_slice(&lo.to_le_bytes()[..n]);
+                        self.state.mem[off + n..off + 2 * n].copy_from_slice(&hi.to_le_bytes()[..n]);
+                    }
+                }
+            }
             M::Bextr | M::Bzhi if self.rng.one_in(2) => {
                 // A small start/length control, so the interesting in-range cases are common.
                 if let Some(Opnd::Reg(r)) = ops.get(2) {
@@ -919,11 +1060,27 @@ impl Fill<'_> {
         }
     }
 
-    /// An LEA address: any registers from the pool, any displacement (nothing is accessed).
+    /// An LEA address: any registers from the pool, any displacement (nothing is accessed). In 16-bit code one of
+    /// the 16-bit forms (`[bx|bp|si|di + disp]`, `[bx|bp + si|di + disp]`); reading a reserved register is fine.
     fn lea_address(&mut self) -> MemoryOperand {
-        let base = gpr(64, self.rng.pick(&self.pool));
+        if self.bitness == 16 {
+            let base = self.rng.pick(&[3usize, 5, 6, 7]);
+            let index = if matches!(base, 3 | 5) && self.rng.one_in(2) {
+                gpr(16, self.rng.pick(&[6usize, 7]))
+            } else {
+                Register::None
+            };
+            let disp = match self.rng.below(3) {
+                0 => 0,
+                1 => self.rng.below(256) as i64 - 128,
+                _ => (self.rng.next_u64() as i16) as i64,
+            };
+            let displ_size = if disp == 0 { 0 } else { 2 };
+            return MemoryOperand::new(gpr(16, base), index, 1, disp, displ_size, false, Register::None);
+        }
+        let base = gpr(self.bitness, self.rng.pick(&self.pool));
         let index = if self.rng.one_in(2) {
-            gpr(64, self.rng.pick(&self.pool))
+            gpr(self.bitness, self.rng.pick(&self.pool))
         } else {
             Register::None
         };
@@ -970,8 +1127,10 @@ impl Fill<'_> {
 fn reads_flags(m: Mnemonic) -> bool {
     use Mnemonic as M;
     let name = format!("{m:?}");
-    matches!(m, M::Adc | M::Sbb | M::Rcl | M::Rcr | M::Lahf | M::Cmc)
-        || name.starts_with("Set")
+    matches!(
+        m,
+        M::Adc | M::Sbb | M::Rcl | M::Rcr | M::Lahf | M::Cmc | M::Aaa | M::Aas | M::Daa | M::Das | M::Into
+    ) || name.starts_with("Set")
         || name.starts_with("Cmov")
 }
 
@@ -1062,13 +1221,120 @@ mod tests {
     use super::*;
     use iced_x86::Decoder;
 
+    /// Whether iced-x86 has any code of `m` valid in code of `bitness` bits.
+    fn exists_in(m: Mnemonic, bitness: u32) -> bool {
+        Code::values().any(|c| {
+            let op = c.op_code();
+            c.mnemonic() == m && op.is_instruction() && if bitness == 64 { op.mode64() } else { op.mode32() }
+        })
+    }
+
     #[test]
     fn forms_cover_every_family() {
+        for bitness in [64, 32] {
+            for f in Family::ALL {
+                let forms = forms_for(&[f], bitness);
+                let any = f.mnemonics().iter().any(|m| exists_in(*m, bitness));
+                assert_eq!(!forms.is_empty(), any, "{f:?} has no forms in {bitness}-bit code");
+                for m in f.mnemonics().iter().filter(|m| exists_in(**m, bitness)) {
+                    // jrcxz is 64-bit only; its 32-bit twin is jecxz.
+                    assert!(
+                        forms.iter().any(|c| c.mnemonic() == *m),
+                        "{m:?} has no form in {bitness}-bit code"
+                    );
+                }
+            }
+        }
+        // 32-bit code: no REX-only forms, but the short inc/dec, pushfd/popfd.
+        let f32 = forms_for(&Family::ALL, 32);
+        for c in [
+            Code::Inc_r32,
+            Code::Dec_r16,
+            Code::Pushfd,
+            Code::Popfd,
+            Code::Jecxz_rel8_32,
+        ] {
+            assert!(f32.contains(&c), "{c:?}");
+        }
+        for c in [
+            Code::Add_rm64_r64,
+            Code::Movsxd_r64_rm32,
+            Code::Cmpxchg16b_m128,
+            Code::Jrcxz_rel8_64,
+            Code::Cmpxchg486_rm8_r8,
+        ] {
+            assert!(!f32.contains(&c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn generation_16_bit_decodes_and_addresses_the_data_segment() {
+        let g = Generator::new(GenOptions {
+            max_insns: 3,
+            bitness: 16,
+            ..GenOptions::default()
+        });
+        assert!(g.forms().iter().all(|c| !snippets::is_snippet_mnemonic(c.mnemonic())));
+        for case in g.cases(12, 5_000) {
+            assert_eq!(case.bitness, 16);
+            assert_eq!(case.init.gpr[RSP], SCRATCH_STACK_TOP - SCRATCH_ADDR);
+            let mut d = Decoder::with_ip(16, &case.code, 0, 0);
+            let insn = d.decode();
+            assert!(!insn.is_invalid(), "{:02x?}", case.code);
+            if insn.mnemonic() == Mnemonic::Lea {
+                continue;
+            }
+            for i in 0..insn.op_count() {
+                if insn.op_kind(i) == iced_x86::OpKind::Memory {
+                    let reg = |r: Register| {
+                        if r == Register::None {
+                            0
+                        } else {
+                            case.init.gpr[reg_number(r)]
+                        }
+                    };
+                    // 16-bit addressing wraps at 64 KiB, offsets from the data segment at SCRATCH_ADDR.
+                    let ea = reg(insn.memory_base())
+                        .wrapping_add(reg(insn.memory_index()))
+                        .wrapping_add(insn.memory_displacement64())
+                        & 0xffff;
+                    let size = insn.memory_size().size() as u64;
+                    assert!(ea + size <= SCRATCH_DATA_LEN as u64, "{insn} at {ea:#x}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn generation_32_bit_decodes_and_stays_in_eax_to_edi() {
+        let g = Generator::new(GenOptions {
+            max_insns: 3,
+            bitness: 32,
+            ..GenOptions::default()
+        });
+        let mut seen = std::collections::HashSet::new();
+        for case in g.cases(11, 20_000) {
+            assert_eq!(case.bitness, 32);
+            for (n, v) in case.init.gpr.iter().enumerate() {
+                assert_eq!(*v & !crate::state::gpr_mask(32, n), 0, "gpr {n} of {:02x?}", case.code);
+            }
+            let mut d = Decoder::with_ip(32, &case.code, CODE_ADDR, 0);
+            while d.can_decode() {
+                let insn = d.decode();
+                assert!(!insn.is_invalid(), "{:02x?}", case.code);
+                seen.insert(insn.mnemonic());
+            }
+        }
+        let decoded_split = [Mnemonic::Finit, Mnemonic::Fstcw, Mnemonic::Fstsw];
         for f in Family::ALL {
-            let forms = forms(&[f]);
-            assert!(!forms.is_empty(), "{f:?} has no forms");
-            for m in f.mnemonics() {
-                assert!(forms.iter().any(|c| c.mnemonic() == *m), "{m:?} has no form");
+            for m in f.mnemonics().iter().filter(|m| !decoded_split.contains(m)) {
+                let drawable = forms_for(&[f], 32).iter().any(|c| c.mnemonic() == *m);
+                assert_eq!(
+                    seen.contains(m),
+                    drawable,
+                    "{m:?} drawn in 32-bit code: {}",
+                    seen.contains(m)
+                );
             }
         }
     }
@@ -1111,7 +1377,11 @@ mod tests {
         // iced-x86 decodes 9B DB E3 (finit) as wait + fninit, and likewise fstcw/fstsw.
         let decoded_split = [Mnemonic::Finit, Mnemonic::Fstcw, Mnemonic::Fstsw];
         for f in Family::ALL {
-            for m in f.mnemonics().iter().filter(|m| !decoded_split.contains(m)) {
+            for m in f
+                .mnemonics()
+                .iter()
+                .filter(|m| !decoded_split.contains(m) && exists_in(**m, 64))
+            {
                 assert!(seen.contains(m), "{m:?} never drawn");
             }
         }

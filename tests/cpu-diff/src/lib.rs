@@ -1,4 +1,5 @@
-//! Differential testing of rqemu's x86-64 frontend against this machine's CPU (issue 4, item 4).
+//! Differential testing of rqemu's x86 frontend against this machine's CPU (issue 4, item 4), for 64-, 32- and
+//! 16-bit code (`Case::bitness`; 32- and 16-bit code run in compatibility mode natively).
 //!
 //! - `state`: the case and snapshot types, fixed addresses, and their text form;
 //! - `generate`: seeded generation of single-instruction cases (or short sequences) with edge operands (iced-x86's

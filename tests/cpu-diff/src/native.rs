@@ -19,6 +19,16 @@
 //!    RFLAGS and MXCSR, and the stub pops the callee-saved registers and returns to the child's loop;
 //! 4. the loop copies the scratch memory into the slot and advances the shared `done` counter.
 //!
+//! A 32-bit case ([`Case::bitness`] 32) enters through a second prologue that ends in a far jump to
+//! `USER32_CS:CODE_ADDR` (Linux's flat 32-bit user code segment, selector 0x23), so the case runs in
+//! compatibility mode with DS/ES/SS = 0x2b (flat; the prologue loads them: a 64-bit process has DS = ES = 0).
+//! Its signals still reach the 64-bit handler with a 64-bit `ucontext` (RIP = EIP); the handler puts CS = 0x33
+//! into the context so that the return lands in the 64-bit recovery stub. Only the low halves of EAX..EDI are
+//! kept from a 32-bit case (the upper halves are undefined across the mode switch). A 16-bit case (16) enters
+//! through a third prologue: DS/ES/SS get the 16-bit data segment the child installed in its LDT (selector 0x0f,
+//! base `SCRATCH_ADDR`) and the far jump goes to the 16-bit code segment (0x07, base `CODE_ADDR`), so RIP in the
+//! `ucontext` is an offset (`Case::ip_base` 0).
+//!
 //! One capture path (the `ucontext`) serves normal ends and faults alike, so both are captured identically and no
 //! epilogue has to save registers without clobbering them. Redirecting through the `ucontext` rather than
 //! `siglongjmp` keeps Rust frames out of the jump and lets the kernel's `rt_sigreturn` restore the signal mask.
@@ -46,6 +56,24 @@ const BLOCK_RFLAGS: u64 = BLOCK_ADDR + 0x80;
 const BLOCK_HOST_RSP: u64 = BLOCK_ADDR + 0x88;
 const BLOCK_MXCSR: u64 = BLOCK_ADDR + 0x90;
 const BLOCK_XMM: u64 = BLOCK_ADDR + 0xa0;
+/// The far pointer (m16:32: offset, then selector) the 32-bit prologue jumps through.
+const BLOCK_FAR32: u64 = BLOCK_ADDR + 0x1a0;
+/// The far pointer the 16-bit prologue jumps through.
+const BLOCK_FAR16: u64 = BLOCK_ADDR + 0x1a8;
+/// Offset of the 32-bit prologue in the harness page (the 64-bit one is at 0).
+const PROLOGUE32_OFFSET: u64 = 0x400;
+/// Offset of the 16-bit prologue.
+const PROLOGUE16_OFFSET: u64 = 0x600;
+/// LDT selectors (TI = 1, RPL 3) of the 16-bit code segment (entry 0, base `CODE_ADDR`) and of the 16-bit data
+/// and stack segment (entry 1, base `SCRATCH_ADDR`) the child installs with modify_ldt(2).
+const LDT_CODE16: u16 = 0x07;
+const LDT_DATA16: u16 = 0x0f;
+/// Linux's flat 32-bit user code segment in the GDT (`__USER32_CS`): code with it runs in compatibility mode.
+const USER32_CS: u16 = 0x23;
+/// Linux's flat user data segment (`__USER_DS`).
+const USER_DS: u16 = 0x2b;
+/// Linux's 64-bit user code segment (`__USER_CS`): the handler puts it back into the context it returns to.
+const USER64_CS: u16 = 0x33;
 /// Offset of the recovery stub in the harness page.
 const RECOVER_OFFSET: u64 = 0x800;
 const SCRATCH_PAGE: usize = 0x1000;
@@ -78,6 +106,8 @@ const GREG_INDEX: [i32; 16] = [
 /// Trap numbers (exception vectors) as the kernel reports them in `REG_TRAPNO`.
 mod trap {
     pub const DE: u64 = 0;
+    pub const OF: u64 = 4;
+    pub const BR: u64 = 5;
     pub const BP: u64 = 3;
     pub const UD: u64 = 6;
     pub const SS: u64 = 12;
@@ -211,8 +241,28 @@ impl Drop for Shared {
     }
 }
 
-/// Machine code of the harness page: the prologue at offset 0 and the recovery stub at [`RECOVER_OFFSET`].
+/// Machine code of the harness page: the 64-bit prologue at offset 0, the 32-bit one at [`PROLOGUE32_OFFSET`]
+/// and the recovery stub at [`RECOVER_OFFSET`].
 fn assemble_harness() -> Result<Vec<u8>, IcedError> {
+    let mut code = assemble_prologue(64)?;
+    assert!(code.len() <= PROLOGUE32_OFFSET as usize, "64-bit prologue too long");
+    code.resize(PROLOGUE32_OFFSET as usize, 0xcc);
+    code.extend(assemble_prologue(32)?);
+    assert!(code.len() <= PROLOGUE16_OFFSET as usize, "32-bit prologue too long");
+    code.resize(PROLOGUE16_OFFSET as usize, 0xcc);
+    code.extend(assemble_prologue(16)?);
+    assert!(
+        code.len() <= RECOVER_OFFSET as usize,
+        "prologue overlaps the recovery stub"
+    );
+    code.resize(RECOVER_OFFSET as usize, 0xcc);
+    code.extend(assemble_recovery()?);
+    Ok(code)
+}
+
+/// The prologue that loads the state block and enters the case as code of `bitness` bits: a near jump for 64,
+/// a far jump through [`BLOCK_FAR32`] (selector [`USER32_CS`]) into compatibility mode for 32.
+fn assemble_prologue(bitness: u32) -> Result<Vec<u8>, IcedError> {
     use iced_x86::code_asm::*;
     let gprs = [
         rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15,
@@ -231,6 +281,22 @@ fn assemble_harness() -> Result<Vec<u8>, IcedError> {
         a.movdqu(x, xmmword_ptr(BLOCK_XMM + 16 * i as u64))?;
     }
     a.ldmxcsr(dword_ptr(BLOCK_MXCSR))?;
+    if bitness == 32 {
+        // A 64-bit Linux process runs with DS = ES = 0, which compatibility mode cannot address through (#GP):
+        // load the flat user data selector. SS usually holds it already, but not after a 16-bit case (which
+        // loads its own). 64-bit code ignores DS/ES/SS bases.
+        a.mov(eax, USER_DS as u32)?;
+        a.mov(ds, eax)?;
+        a.mov(es, eax)?;
+        a.mov(ss, eax)?;
+    } else if bitness == 16 {
+        // DS, ES and SS: the 16-bit data segment based at SCRATCH_ADDR. 64-bit code ignores their bases, so the
+        // rest of the prologue (and the recovery stub after the case) still works.
+        a.mov(eax, LDT_DATA16 as u32)?;
+        a.mov(ds, eax)?;
+        a.mov(es, eax)?;
+        a.mov(ss, eax)?;
+    }
     a.mov(rsp, BLOCK_RFLAGS)?;
     a.popfq()?;
     // RSP last: every other load addresses the state block absolutely.
@@ -240,22 +306,34 @@ fn assemble_harness() -> Result<Vec<u8>, IcedError> {
         }
     }
     a.mov(rsp, qword_ptr(BLOCK_GPR + 8 * crate::state::RSP as u64))?;
-    a.jmp(CODE_ADDR)?;
-    let mut code = a.assemble(HARNESS_ADDR)?;
-    assert!(
-        code.len() <= RECOVER_OFFSET as usize,
-        "prologue overlaps the recovery stub"
-    );
-    code.resize(RECOVER_OFFSET as usize, 0xcc);
+    if bitness == 64 {
+        a.jmp(CODE_ADDR)?;
+        return a.assemble(HARNESS_ADDR);
+    }
+    // jmp far [BLOCK_FAR32 or BLOCK_FAR16] (FF /5, m16:32, absolute disp32): flags and GPRs are untouched by
+    // the switch.
+    let (far, at) = if bitness == 32 {
+        (BLOCK_FAR32, PROLOGUE32_OFFSET)
+    } else {
+        (BLOCK_FAR16, PROLOGUE16_OFFSET)
+    };
+    a.db(&[0xff, 0x2c, 0x25])?;
+    a.db(&(far as u32).to_le_bytes())?;
+    a.assemble(HARNESS_ADDR + at)
+}
 
+/// The recovery stub the signal handler returns to: restores the host's callee-saved registers and returns to the
+/// child's loop.
+fn assemble_recovery() -> Result<Vec<u8>, IcedError> {
+    use iced_x86::code_asm::*;
+    let callee_saved = [rbx, rbp, r12, r13, r14, r15];
     let mut b = CodeAssembler::new(64)?;
     b.cld()?;
     for r in callee_saved.into_iter().rev() {
         b.pop(r)?;
     }
     b.ret()?;
-    code.extend(b.assemble(HARNESS_ADDR + RECOVER_OFFSET)?);
-    Ok(code)
+    b.assemble(HARNESS_ADDR + RECOVER_OFFSET)
 }
 
 /// Runs `cases` on the host CPU. Each case yields one snapshot, in order; see the module doc for the sandbox.
@@ -384,14 +462,16 @@ fn supervise(
 fn decode(case: &Case, raw: &RawResult) -> CpuSnapshot {
     // The CPU sets RF in the RFLAGS image it saves when it delivers a fault; that is an artifact of delivery, not
     // the register's value at the faulting instruction (which rqemu reports), so it is dropped.
+    // 32-bit cases: the upper halves of the GPRs are undefined after compatibility mode (normalized away).
     let state = CpuState {
         gpr: raw.gpr,
         rflags: raw.rflags & !crate::state::flags::RF,
         xmm: raw.xmm,
         mxcsr: raw.mxcsr,
         mem: raw.mem,
-    };
-    let mut rip = raw.rip.wrapping_sub(CODE_ADDR);
+    }
+    .normalized(case.bitness);
+    let mut rip = raw.rip.wrapping_sub(case.ip_base());
     let fault = match (raw.signal, raw.trapno) {
         (libc::SIGTRAP, trap::BP) if rip == case.end_offset() + TERMINATOR.len() as u64 => {
             rip = case.end_offset();
@@ -406,6 +486,8 @@ fn decode(case: &Case, raw: &RawResult) -> CpuSnapshot {
             write: raw.err & 2 != 0,
         },
         (libc::SIGBUS, trap::AC) => Fault::Ac,
+        (libc::SIGSEGV, trap::BR) => Fault::Br,
+        (libc::SIGSEGV, trap::OF) => Fault::Of,
         (signal, trapno) => Fault::Other { signal, trapno },
     };
     CpuSnapshot { state, rip, fault }
@@ -456,6 +538,13 @@ unsafe fn child_main(
     }
     ptr::copy_nonoverlapping(harness.as_ptr(), HARNESS_ADDR as *mut u8, harness.len());
     ptr::write_bytes(CODE_ADDR as *mut u8, TERMINATOR[0], CODE_SIZE);
+    *(BLOCK_FAR32 as *mut u32) = CODE_ADDR as u32;
+    *((BLOCK_FAR32 + 4) as *mut u16) = USER32_CS;
+    *(BLOCK_FAR16 as *mut u32) = 0;
+    *((BLOCK_FAR16 + 4) as *mut u16) = LDT_CODE16;
+    // The 16-bit segments (only 16-bit cases use them; a kernel without modify_ldt fails them with #GP).
+    install_ldt_entry(0, CODE_ADDR as u32, true);
+    install_ldt_entry(1, SCRATCH_ADDR as u32, false);
 
     let ss = libc::stack_t {
         ss_sp: alt_stack.as_mut_ptr().cast(),
@@ -489,7 +578,9 @@ unsafe fn child_main(
     let header = shared.header();
     header.ready.store(1, Ordering::Release);
 
-    let prologue: extern "C" fn() = mem::transmute(HARNESS_ADDR as usize);
+    let prologue64: extern "C" fn() = mem::transmute(HARNESS_ADDR as usize);
+    let prologue32: extern "C" fn() = mem::transmute((HARNESS_ADDR + PROLOGUE32_OFFSET) as usize);
+    let prologue16: extern "C" fn() = mem::transmute((HARNESS_ADDR + PROLOGUE16_OFFSET) as usize);
     let mut prev_len = 0;
     for (i, case) in cases.iter().enumerate().skip(start) {
         let slot = shared.slot(i);
@@ -513,13 +604,27 @@ unsafe fn child_main(
         ptr::copy_nonoverlapping(init.mem.as_ptr(), SCRATCH_ADDR as *mut u8, SCRATCH_LEN);
 
         CURRENT_SLOT.store(slot, Ordering::SeqCst);
-        prologue();
+        match case.bitness {
+            32 => prologue32(),
+            16 => prologue16(),
+            _ => prologue64(),
+        }
         CURRENT_SLOT.store(ptr::null_mut(), Ordering::SeqCst);
 
         ptr::copy_nonoverlapping(SCRATCH_ADDR as *const u8, (*slot).mem.as_mut_ptr(), SCRATCH_LEN);
         header.done.store(i as u64 + 1, Ordering::Release);
     }
     child_exit(0)
+}
+
+/// Writes entry `entry` of the process's LDT (modify_ldt(2), func 1): a present 16-bit segment with `base` and a
+/// 64 KiB limit, code (readable, non-conforming) or data (writable, expand-up, 16-bit stack). Errors are ignored:
+/// 16-bit cases then fault with #GP, which the comparison reports.
+unsafe fn install_ldt_entry(entry: u32, base: u32, code: bool) {
+    // struct user_desc: entry_number, base_addr, limit, then the flags word (seg_32bit bit 0, contents bits
+    // 1..3: 0 data, 2 code; read_exec_only bit 3, limit_in_pages bit 4, seg_not_present bit 5, useable bit 6).
+    let desc: [u32; 4] = [entry, base, 0xffff, if code { 2 << 1 } else { 0 }];
+    libc::syscall(libc::SYS_modify_ldt, 1, desc.as_ptr(), mem::size_of_val(&desc));
 }
 
 /// The child's handler for every caught signal: records the state at the signal into the current slot and sends
@@ -556,6 +661,12 @@ extern "C" fn on_signal(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *m
         gregs[libc::REG_RIP as usize] = (HARNESS_ADDR + RECOVER_OFFSET) as i64;
         gregs[libc::REG_RSP as usize] = *(BLOCK_HOST_RSP as *const u64) as i64;
         gregs[libc::REG_EFL as usize] = crate::state::flags::FIXED1 as i64;
+        // A 32- or 16-bit case was interrupted in compatibility mode: return to the stub in 64-bit mode (the low
+        // 16 bits of the CS/GS/FS/SS word are CS; rt_sigreturn loads it). SS is left alone: rewriting it here
+        // made the kernel kill the child after `popfd` had set AC; a 16-bit case's SS (based at SCRATCH_ADDR)
+        // is harmless in 64-bit mode, and the 32-bit prologue loads its own.
+        let csgsfs = &mut gregs[libc::REG_CSGSFS as usize];
+        *csgsfs = (*csgsfs & !0xffff) | i64::from(USER64_CS);
     }
 }
 

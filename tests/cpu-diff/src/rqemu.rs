@@ -1,13 +1,14 @@
 //! The CPU under test: rqemu's x86-64 frontend (`rqemu-target-i386`) on a TCG backend (tci, or the wasm32
 //! backend's embedded engine with feature `embedded`), implementing [`CpuUnderTest`] as `compare.rs` describes.
 //!
-//! Each case runs on a fresh 64-bit flat [`X86CpuState`] over [`CaseMemory`]: the code page at [`CODE_ADDR`]
+//! Each case runs on a fresh flat [`X86CpuState`] in 64-bit mode (or, for 32-bit cases, with a flat 32-bit CS and
+//! EFER.LMA set: compatibility mode, translated with `TbFlags { bitness: 32, ..TbFlags::LONG }`) over [`CaseMemory`]: the code page at [`CODE_ADDR`]
 //! (the case's bytes, then [`TERMINATOR`]) and the scratch page at [`SCRATCH_ADDR`]; every other address faults
 //! with #PF at the first unmapped byte. TBs are translated, prepared and run until RIP reaches the terminator
 //! (code fetch stops there, so the `int3` itself is never translated) or a fault is raised.
 
 use rqemu_include::{MemOp, MmuIdx};
-use rqemu_target_i386::cpu::excp;
+use rqemu_target_i386::cpu::{excp, seg, SegmentCache, DESC_B, DESC_P};
 use rqemu_target_i386::{translate_tb, CodeFetch, I386Target, TbFlags, X86CpuState};
 use rqemu_tcg::prepare::{prepare_with, PrepareOptions};
 use rqemu_tcg::{Backend, ExecContext, Func, GuestMemory, MemFault, Opcode, TbExit};
@@ -21,6 +22,8 @@ const SCRATCH_PAGE: usize = 4096;
 const EXCP_AC: u32 = 17;
 /// #SS's vector.
 const EXCP_SS: u32 = 12;
+/// #BR's vector.
+const EXCP_BR: u32 = 5;
 /// TBs one case may run before it counts as a timeout.
 const MAX_TBS: usize = 1000;
 
@@ -155,14 +158,19 @@ impl Rqemu {
     }
 
     /// Runs TBs from the state's RIP until it reaches `end` or a fault; `Fault::None` at the end.
-    fn execute(&mut self, cpu: &mut X86CpuState, mem: &mut CaseMemory, end: u64) -> Fault {
+    fn execute(&mut self, cpu: &mut X86CpuState, mem: &mut CaseMemory, end: u64, flags: TbFlags) -> Fault {
+        // `end` is an IP; code fetch works on linear addresses.
+        let fetch_end = flags.cs_base + end;
         for _ in 0..MAX_TBS {
             if cpu.rip == end {
                 return Fault::None;
             }
             let rip = cpu.rip;
-            let mut fetch = Fetch { code: &mem.code, end };
-            if let Err(e) = translate_tb(&self.target, &mut self.func, rip, TbFlags::LONG, 512, &mut fetch) {
+            let mut fetch = Fetch {
+                code: &mem.code,
+                end: fetch_end,
+            };
+            if let Err(e) = translate_tb(&self.target, &mut self.func, rip, flags, 512, &mut fetch) {
                 return Fault::Pf {
                     addr: e.addr,
                     write: false,
@@ -207,6 +215,8 @@ impl Rqemu {
                             excp::GP => Fault::Gp,
                             EXCP_SS => Fault::Ss,
                             EXCP_AC => Fault::Ac,
+                            EXCP_BR => Fault::Br,
+                            excp::OF => Fault::Of,
                             excp::PF => Fault::Pf {
                                 addr: cpu.fault_addr,
                                 write: cpu.error_code & 2 != 0,
@@ -222,6 +232,10 @@ impl Rqemu {
                             None => Fault::Other { signal: 0, trapno: 14 },
                         }
                     };
+                    // A trap (#OF from into) returns past its instruction.
+                    if cpu.fault != 0 && cpu.exception_is_trap != 0 {
+                        cpu.rip = cpu.exception_next_rip;
+                    }
                     cpu.fault = 0;
                     return fault;
                 }
@@ -234,25 +248,60 @@ impl Rqemu {
 impl CpuUnderTest for Rqemu {
     fn run(&mut self, case: &Case) -> CpuSnapshot {
         let init = &case.init;
-        let mut cpu = Box::new(X86CpuState::new_long_mode(CODE_ADDR));
+        let mut cpu = Box::new(X86CpuState::new_long_mode(case.ip_base()));
+        let flags = if case.bitness == 16 {
+            // 16-bit code in compatibility mode as the native harness runs it: CS based at CODE_ADDR, DS/ES/SS
+            // based at SCRATCH_ADDR, 64 KiB limits, 16-bit default sizes (D/B clear).
+            let mut code = SegmentCache::flat(0x07, DESC_P);
+            code.base = CODE_ADDR;
+            code.limit = 0xffff;
+            cpu.segs[seg::CS] = code;
+            let mut data = SegmentCache::flat(0x0f, DESC_P);
+            data.base = SCRATCH_ADDR;
+            data.limit = 0xffff;
+            for i in [seg::DS, seg::ES, seg::SS] {
+                cpu.segs[i] = data;
+            }
+            TbFlags {
+                bitness: 16,
+                ss32: false,
+                cs_base: CODE_ADDR,
+                // DS/ES/SS have a nonzero base: memory operands add it.
+                addseg: true,
+                ..TbFlags::LONG
+            }
+        } else if case.bitness == 32 {
+            // Compatibility mode as Linux runs 32-bit user code: EFER.LMA stays set, CS is a flat 32-bit code
+            // segment (D set, L clear), SS/DS/ES are the flat 32-bit data segments new_long_mode already loads.
+            cpu.segs[seg::CS] = SegmentCache::flat(0x23, DESC_P | DESC_B);
+            TbFlags {
+                bitness: 32,
+                ss32: true,
+                cs_base: 0,
+                ..TbFlags::LONG
+            }
+        } else {
+            TbFlags::LONG
+        };
         cpu.regs = init.gpr;
         cpu.set_rflags(init.rflags);
         cpu.xmm = init.xmm;
         cpu.mxcsr = init.mxcsr;
         let mut mem = CaseMemory::new(case);
-        let end = CODE_ADDR + case.end_offset();
-        let fault = self.execute(&mut cpu, &mut mem, end);
+        let end = case.ip_base() + case.end_offset();
+        let fault = self.execute(&mut cpu, &mut mem, end, flags);
         let mut state = CpuState {
             gpr: cpu.regs,
             rflags: cpu.rflags(),
             xmm: cpu.xmm,
             mxcsr: cpu.mxcsr,
             mem: [0; SCRATCH_LEN],
-        };
+        }
+        .normalized(case.bitness);
         state.mem.copy_from_slice(&mem.scratch[..SCRATCH_LEN]);
         CpuSnapshot {
             state,
-            rip: cpu.rip.wrapping_sub(CODE_ADDR),
+            rip: cpu.rip.wrapping_sub(case.ip_base()),
             fault,
         }
     }

@@ -102,6 +102,10 @@ pub enum Fault {
     Pf { addr: u64, write: bool },
     /// #AC (SIGBUS with trap number 17: misaligned access with RFLAGS.AC set).
     Ac,
+    /// #BR (SIGSEGV with trap number 5: `bound` out of range; 32-bit code).
+    Br,
+    /// #OF (SIGSEGV with trap number 4: `into` with OF set; 32-bit code). A trap: RIP is after the `into`.
+    Of,
     /// Any other signal, with the trap number the kernel reported.
     Other { signal: i32, trapno: u64 },
     /// The case did not reach its terminator in time (the child was killed).
@@ -120,6 +124,8 @@ impl fmt::Display for Fault {
             Fault::Ss => f.write_str("ss"),
             Fault::Pf { addr, write } => write!(f, "pf:{addr:x}:{}", if write { "w" } else { "r" }),
             Fault::Ac => f.write_str("ac"),
+            Fault::Br => f.write_str("br"),
+            Fault::Of => f.write_str("of"),
             Fault::Other { signal, trapno } => write!(f, "sig:{signal}:{trapno}"),
             Fault::Timeout => f.write_str("timeout"),
             Fault::Crashed { signal } => write!(f, "crash:{signal}"),
@@ -141,6 +147,8 @@ impl std::str::FromStr for Fault {
             "gp" => Fault::Gp,
             "ss" => Fault::Ss,
             "ac" => Fault::Ac,
+            "br" => Fault::Br,
+            "of" => Fault::Of,
             "timeout" => Fault::Timeout,
             "pf" => {
                 let addr = parse_hex_u64(next()?)?;
@@ -165,14 +173,62 @@ impl std::str::FromStr for Fault {
 }
 
 /// One differential case: an initial state and the instruction bytes to run at [`CODE_ADDR`] (the runner appends
-/// [`TERMINATOR`]).
+/// [`TERMINATOR`]), in 64-bit mode or 32-bit compatibility mode ([`Case::bitness`]).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Case {
     pub init: CpuState,
     pub code: Vec<u8>,
+    /// Code size: 64 (64-bit mode), 32 (32-bit code: compatibility mode natively, flat 32-bit protected mode
+    /// with EFER.LMA set on rqemu) or 16 (16-bit code: CS based at [`CODE_ADDR`], DS/ES/SS at [`SCRATCH_ADDR`],
+    /// 64 KiB limits, see [`Case::ip_base`]). The vector format writes `mode=32`/`mode=16` and reads a missing
+    /// field as 64.
+    pub bitness: u32,
+}
+
+/// Bits of the GPRs that are compared in 32- and 16-bit code: the low halves of EAX..EDI. The upper halves are
+/// architecturally undefined across the switch between 64-bit and compatibility mode, and R8-R15 are not
+/// reachable from 32-bit code. In 16-bit code (a 16-bit stack) only SP of ESP: natively, returning from an
+/// interrupt to a 16-bit stack segment (espfix64) may change ESP's bits 16..31.
+pub fn gpr_mask(bitness: u32, n: usize) -> u64 {
+    match (bitness, n) {
+        (64, _) => u64::MAX,
+        (16, RSP) => 0xffff,
+        (_, 0..=7) => 0xffff_ffff,
+        _ => 0,
+    }
+}
+
+impl CpuState {
+    /// The state as seen from code of `bitness` bits: GPR bits outside [`gpr_mask`] cleared (identity for 64).
+    pub fn normalized(mut self, bitness: u32) -> CpuState {
+        for (n, g) in self.gpr.iter_mut().enumerate() {
+            *g &= gpr_mask(bitness, n);
+        }
+        self
+    }
 }
 
 impl Case {
+    /// A 64-bit-mode case.
+    pub fn new64(init: CpuState, code: Vec<u8>) -> Case {
+        Case {
+            init,
+            code,
+            bitness: 64,
+        }
+    }
+
+    /// The IP of the case's first byte: [`CODE_ADDR`] for 64- and 32-bit code (flat segments); 0 for 16-bit code,
+    /// whose code segment is based at [`CODE_ADDR`] (and whose data and stack segments at [`SCRATCH_ADDR`]: data
+    /// offsets, not addresses, there).
+    pub fn ip_base(&self) -> u64 {
+        if self.bitness == 16 {
+            0
+        } else {
+            CODE_ADDR
+        }
+    }
+
     /// Offset of the terminator from [`CODE_ADDR`]: where RIP stands when the case finishes without a fault.
     pub fn end_offset(&self) -> u64 {
         self.code.len() as u64
@@ -180,8 +236,8 @@ impl Case {
 }
 
 /// The state after running a case: registers and scratch memory, RIP as an offset from [`CODE_ADDR`], and the
-/// fault. After a fault the state is the one at the faulting instruction (RIP points at it); after a normal finish
-/// RIP is [`Case::end_offset`].
+/// fault. After a fault the state is the one at the faulting instruction (RIP points at it; after the trap #OF,
+/// past the `into`); after a normal finish RIP is [`Case::end_offset`].
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct CpuSnapshot {
     pub state: CpuState,
@@ -355,6 +411,8 @@ mod tests {
             },
             Fault::Pf { addr: 0, write: false },
             Fault::Ac,
+            Fault::Br,
+            Fault::Of,
             Fault::Other { signal: 5, trapno: 1 },
             Fault::Timeout,
             Fault::Crashed { signal: 31 },

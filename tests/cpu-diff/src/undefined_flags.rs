@@ -22,6 +22,11 @@
 //! | LZCNT TZCNT | OF SF AF PF | CF, ZF defined |
 //! | ANDN BLSI BLSMSK BLSR BZHI | AF PF | |
 //! | BEXTR | AF SF PF | |
+//! | AAA AAS (32-bit code) | OF SF ZF PF | CF, AF defined |
+//! | DAA DAS (32-bit code) | OF | |
+//! | AAM AAD (32-bit code) | OF AF CF | SF, ZF, PF from AL; AAM 0 raises #DE |
+//! | BOUND INTO (32-bit code) | none | no flag affected |
+//! | ARPL (32-bit code) | none | ZF defined, the rest unaffected |
 //! | CMPXCHG8B CMPXCHG16B, SAHF, POPF, CLC STC CMC CLD STD, CMPS SCAS | none | |
 //! | MULX PDEP PEXT RORX SARX SHLX SHRX, MOVBE, moves, stack, branches, x87 control | none | no flag affected |
 //!
@@ -114,6 +119,16 @@ pub const TABLE: &[(Mnemonic, FlagRule)] = {
         (M::Scasw, Fixed(0)),
         (M::Scasd, Fixed(0)),
         (M::Scasq, Fixed(0)),
+        (M::Popfd, Fixed(0)),
+        (M::Aaa, Fixed(OF | SF | ZF | PF)),
+        (M::Aas, Fixed(OF | SF | ZF | PF)),
+        (M::Daa, Fixed(OF)),
+        (M::Das, Fixed(OF)),
+        (M::Aam, Fixed(OF | AF | CF)),
+        (M::Aad, Fixed(OF | AF | CF)),
+        (M::Bound, Fixed(0)),
+        (M::Arpl, Fixed(0)),
+        (M::Into, Fixed(0)),
     ]
 };
 
@@ -187,6 +202,18 @@ pub fn operand_value(insn: &Instruction, op: u32, state: &CpuState) -> u64 {
             let ea = reg(insn.memory_base())
                 .wrapping_add(reg(insn.memory_index()).wrapping_mul(insn.memory_index_scale() as u64))
                 .wrapping_add(insn.memory_displacement64());
+            // 32-bit addresses (32-bit code, or a 0x67 prefix in 64-bit code) wrap at 4 GiB; 16-bit ones (16-bit
+            // code, whose data segments are based at SCRATCH_ADDR) at 64 KiB.
+            let (base, index) = (insn.memory_base(), insn.memory_index());
+            let addr16 = insn.code_size() == iced_x86::CodeSize::Code16 && !base.is_gpr32() && !index.is_gpr32();
+            let addr32 = insn.code_size() == iced_x86::CodeSize::Code32 || base.is_gpr32() || index.is_gpr32();
+            let ea = if addr16 {
+                SCRATCH_ADDR + (ea & 0xffff)
+            } else if addr32 {
+                ea & 0xffff_ffff
+            } else {
+                ea
+            };
             let off = ea.wrapping_sub(SCRATCH_ADDR) as usize;
             let bytes = (width / 8) as usize;
             if off.checked_add(bytes).is_some_and(|end| end <= SCRATCH_LEN) {

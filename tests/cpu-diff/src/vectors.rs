@@ -5,7 +5,7 @@
 //! # rqemu cpu-diff vectors v1
 //! code=4811d8 rax=ffffffffffffffff rbx=1 rsp=200000e0 rflags=203 => rip=3 fault=none rax=1 rflags=213 # adc rax,rbx
 //! ```
-//! One vector per line: `code=<hex bytes>` and the initial state as tokens differing from [`CpuState::default`],
+//! One vector per line: `code=<hex bytes>`, `mode=32` or `mode=16` for 32- or 16-bit code (absent: 64-bit code), and the initial state as tokens differing from [`CpuState::default`],
 //! then `=>`, then `rip=<hex> fault=<fault>` and the result state as tokens differing from the initial state.
 //! `#` starts a comment (the recorder puts the disassembly there); blank lines are ignored.
 
@@ -20,6 +20,9 @@ pub const HEADER: &str = "# rqemu cpu-diff vectors v1";
 pub fn record_one(case: &Case, result: &CpuSnapshot) -> String {
     let mut line = String::from("code=");
     push_hex_bytes(&mut line, &case.code);
+    if case.bitness != 64 {
+        line.push_str(&format!(" mode={}", case.bitness));
+    }
     let init = case.init.to_text_diff(&CpuState::default());
     if !init.is_empty() {
         line.push(' ');
@@ -55,11 +58,19 @@ pub fn parse_line(line: &str) -> Result<(Case, CpuSnapshot), ParseError> {
         .split_once("=>")
         .ok_or_else(|| ParseError(format!("vector without `=>`: `{line}`")))?;
     let mut code = None;
+    let mut bitness = 64;
     let mut init = CpuState::default();
     for token in input.split_ascii_whitespace() {
         let (name, value) = split_token(token)?;
         if name == "code" {
             code = Some(parse_hex_bytes(value)?);
+        } else if name == "mode" {
+            bitness = match value {
+                "64" => 64,
+                "32" => 32,
+                "16" => 16,
+                _ => return Err(ParseError(format!("bad mode `{value}`"))),
+            };
         } else if !init.apply_token(name, value)? {
             return Err(ParseError(format!("unknown field `{name}`")));
         }
@@ -81,7 +92,7 @@ pub fn parse_line(line: &str) -> Result<(Case, CpuSnapshot), ParseError> {
     }
     let rip = rip.ok_or_else(|| ParseError("vector without rip=".into()))?;
     let fault = fault.ok_or_else(|| ParseError("vector without fault=".into()))?;
-    Ok((Case { init, code }, CpuSnapshot { state, rip, fault }))
+    Ok((Case { init, code, bitness }, CpuSnapshot { state, rip, fault }))
 }
 
 /// Parses a vector file written by [`record`].
@@ -148,6 +159,19 @@ mod tests {
         assert!(parse_vectors("code=90 => fault=none").is_err());
         assert!(parse_vectors("code=9 => rip=1 fault=none").is_err());
         assert!(parse_vectors("code=90 rzz=1 => rip=1 fault=none").is_err());
-        assert!(parse_vectors("code=90 => rip=1 fault=none").is_ok());
+        assert!(parse_vectors("code=90 mode=8 => rip=1 fault=none").is_err());
+        assert_eq!(
+            parse_vectors("code=90 mode=16 => rip=1 fault=none").unwrap()[0]
+                .0
+                .bitness,
+            16
+        );
+        assert_eq!(parse_vectors("code=90 => rip=1 fault=none").unwrap()[0].0.bitness, 64);
+        assert_eq!(
+            parse_vectors("code=90 mode=32 => rip=1 fault=none").unwrap()[0]
+                .0
+                .bitness,
+            32
+        );
     }
 }

@@ -38,6 +38,40 @@ fn every_implemented_mnemonic_is_generated_or_excluded() {
 }
 
 #[test]
+fn every_implemented_32_bit_only_mnemonic_is_generated_or_excluded() {
+    let p32 = coverage::probe32();
+    let uncovered = coverage::uncovered32(&p32);
+    assert!(
+        uncovered.is_empty(),
+        "rqemu implements these 32-bit-only mnemonics but no family draws them in 32-bit code: {uncovered:?} (add \
+         them to a family in generate.rs, or to coverage::EXCLUDED_32 with a reason)"
+    );
+    let gen32 = coverage::generated_mnemonics_32();
+    for m in [
+        iced_x86::Mnemonic::Aaa,
+        iced_x86::Mnemonic::Pushad,
+        iced_x86::Mnemonic::Into,
+        iced_x86::Mnemonic::Bound,
+        iced_x86::Mnemonic::Arpl,
+    ] {
+        assert!(p32.implemented.contains(&m), "{m:?} is 32-bit-only and implemented");
+    }
+    // Generated 32-bit-only mnemonics must be implemented (they would only produce mismatches otherwise).
+    let only32: Vec<_> = gen32
+        .difference(&coverage::generated_mnemonics())
+        .filter(|m| !p32.implemented.contains(m))
+        .copied()
+        .collect();
+    assert!(
+        only32.is_empty(),
+        "generated in 32-bit code but #UD in rqemu: {only32:?}"
+    );
+    for (m, _) in coverage::EXCLUDED_32 {
+        assert!(p32.implemented.contains(m), "{m:?} is excluded but not implemented");
+    }
+}
+
+#[test]
 fn probing_tells_ud_from_translated() {
     let p = probe();
     for m in [

@@ -20,6 +20,7 @@ fn case(code: &[u8], f: impl FnOnce(&mut CpuState)) -> Case {
     Case {
         init,
         code: code.to_vec(),
+        bitness: 64,
     }
 }
 
@@ -314,4 +315,77 @@ fn expected_fault(c: &rqemu_tests_cpu_diff::Case, r: &rqemu_tests_cpu_diff::CpuS
         Fault::Ud => c.code.get(r.rip as usize..r.rip as usize + 2) == Some(&[0x0f, 0x0b][..]),
         _ => false,
     }
+}
+
+fn case32(code: &[u8], f: impl FnOnce(&mut CpuState)) -> Case {
+    let mut c = case(code, f);
+    c.bitness = 32;
+    c
+}
+
+/// 32-bit cases run in compatibility mode: 0x40 is `inc eax` (a REX prefix in 64-bit mode), the stack is 32-bit,
+/// flat DS/ES reach the scratch page, a fault still comes back, and the harness returns to 64-bit mode for the
+/// next (64-bit) case of the same batch. 16-bit cases run with segments based at CODE_ADDR and SCRATCH_ADDR, and
+/// a 32-bit case after one still has a flat stack.
+#[test]
+fn thirty_two_bit_cases_run_in_compatibility_mode() {
+    let results = run_native(&[
+        // inc eax; push eax; mov [ebx], eax
+        case32(&[0x40, 0x50, 0x89, 0x03], |s| {
+            s.gpr[RAX] = 0xffff_ffff;
+            s.gpr[RBX] = SCRATCH_ADDR + 0x10;
+            s.mem[0x10..0x14].fill(0xff);
+        }),
+        // aaa (#UD in 64-bit mode): AL 0x0a -> AX 0x0100, CF and AF
+        case32(&[0x37], |s| s.gpr[RAX] = 0x0a),
+        // mov eax, [ebx] from an unmapped page: #PF at its address
+        case32(&[0x8b, 0x03], |s| s.gpr[RBX] = UNMAPPED_ADDR),
+        // a 64-bit case after them: inc eax is 0xff 0xc0 here
+        case(&[0xff, 0xc0], |s| s.gpr[RAX] = 0xffff_ffff),
+        // 16-bit code: inc ax (0x40); push ax; mov [bx], ax with BX an offset into the data segment at
+        // SCRATCH_ADDR; SP is an offset too
+        case16(&[0x40, 0x50, 0x89, 0x07], |s| {
+            s.gpr[RAX] = 0x1234_ffff;
+            s.gpr[RBX] = 0x10;
+            s.gpr[RSP] = SCRATCH_STACK_TOP - SCRATCH_ADDR;
+            s.mem[0x10..0x12].fill(0xff);
+        }),
+        // and a 32-bit case after it (its prologue reloads SS)
+        case32(&[0x50], |s| s.gpr[RAX] = 7),
+    ]);
+    let r = &results[0];
+    assert_eq!((r.fault, r.rip), (Fault::None, 4));
+    assert_eq!(r.state.gpr[RAX], 0);
+    assert_eq!(r.state.rflags & flags::ZF, flags::ZF);
+    assert_eq!(r.state.gpr[RSP], SCRATCH_STACK_TOP - 4);
+    assert_eq!(r.state.mem[0x10..0x14], [0, 0, 0, 0]);
+    let r = &results[1];
+    assert_eq!((r.fault, r.state.gpr[RAX]), (Fault::None, 0x100));
+    assert_eq!(r.state.rflags & (flags::CF | flags::AF), flags::CF | flags::AF);
+    assert_eq!(
+        results[2].fault,
+        Fault::Pf {
+            addr: UNMAPPED_ADDR,
+            write: false
+        }
+    );
+    let r = &results[3];
+    assert_eq!((r.fault, r.state.gpr[RAX]), (Fault::None, 0));
+    let r = &results[4];
+    assert_eq!((r.fault, r.rip), (Fault::None, 4));
+    // inc ax wraps AX alone; ZF from the 16-bit result.
+    assert_eq!(r.state.gpr[RAX], 0x1234_0000);
+    assert_eq!(r.state.rflags & flags::ZF, flags::ZF);
+    assert_eq!(r.state.gpr[RSP], 0xe0 - 2);
+    assert_eq!(r.state.mem[0x10..0x12], [0, 0]);
+    assert_eq!(r.state.mem[0xde..0xe0], [0, 0]);
+    let r = &results[5];
+    assert_eq!((r.fault, r.state.gpr[RSP]), (Fault::None, SCRATCH_STACK_TOP - 4));
+    assert_eq!(r.state.mem[0xdc..0xe0], [7, 0, 0, 0]);
+}
+
+fn case16(code: &[u8], f: impl FnOnce(&mut CpuState)) -> Case {
+    let mut c = case(code, f);
+    c.bitness = 16;
+    c
 }

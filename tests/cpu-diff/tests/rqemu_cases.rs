@@ -12,6 +12,7 @@ fn case(code: &[u8], setup: impl FnOnce(&mut CpuState)) -> Case {
     Case {
         init,
         code: code.to_vec(),
+        bitness: 64,
     }
 }
 

@@ -1,5 +1,5 @@
-//! Records test vectors on this machine's CPU: `cpu-diff-record [--cases N] [--seed S] [--max-insns K] [--compact]`
-//! writes the vector file (`vectors.rs` format) to stdout and a one-line summary to stderr. x86-64 Linux only.
+//! Records test vectors on this machine's CPU: `cpu-diff-record [--cases N] [--seed S] [--max-insns K] [--mode
+//! 64|32] [--compact]` writes the vector file (`vectors.rs` format) to stdout and a one-line summary to stderr. x86-64 Linux only.
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn main() {
@@ -11,6 +11,7 @@ fn main() {
     let mut seed = 1u64;
     let mut max_insns = 1usize;
     let mut compact = false;
+    let mut bitness = 64u32;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--compact" {
@@ -23,12 +24,21 @@ fn main() {
             "--cases" => cases = parse(&value) as usize,
             "--seed" => seed = parse(&value),
             "--max-insns" => max_insns = parse(&value) as usize,
+            "--mode" => {
+                bitness = match value.as_str() {
+                    "64" => 64,
+                    "32" => 32,
+                    "16" => 16,
+                    _ => usage(&format!("bad mode `{value}` (64, 32 or 16)")),
+                }
+            }
             _ => usage(&format!("unknown flag `{flag}`")),
         }
     }
     let generator = Generator::new(GenOptions {
         max_insns,
         compact,
+        bitness,
         ..GenOptions::default()
     });
     let list = generator.cases(seed, cases);
@@ -47,7 +57,7 @@ fn main() {
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn usage(problem: &str) -> ! {
-    eprintln!("cpu-diff-record: {problem}\nusage: cpu-diff-record [--cases N] [--seed S] [--max-insns K] [--compact]");
+    eprintln!("cpu-diff-record: {problem}\nusage: cpu-diff-record [--cases N] [--seed S] [--max-insns K] [--mode 64|32|16] [--compact]");
     std::process::exit(2)
 }
 

@@ -1,5 +1,6 @@
 //! The differential run `cargo xtask fuzz-cpu` drives: `cpu-diff [--cases N] [--seed S] [--backend tci|wasm32]
-//! [--max-insns K] [--show N] [--families a,b]` generates N cases from seed S, runs them on this machine's CPU (the oracle) and on
+//! [--mode 64|32|16] [--max-insns K] [--show N] [--families a,b]` generates N cases of 64-bit (default) or 32-bit code
+//! from seed S, runs them on this machine's CPU (the oracle) and on
 //! rqemu, prints the first mismatches (default 20) and the `cpu-diff:` summary line, and exits 1 if any case
 //! mismatched (2 on a usage error). `--families` restricts generation to some families (names as in
 //! `generate::Family`, case-insensitive; default `Family::ALL`, e.g. `--families string,bmi`). x86-64 Linux only.
@@ -16,6 +17,7 @@ fn main() {
     let mut max_insns = 1usize;
     let mut show = 20usize;
     let mut backend = String::from("tci");
+    let mut bitness = 64u32;
     let mut families = rqemu_tests_cpu_diff::generate::Family::ALL.to_vec();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -27,6 +29,14 @@ fn main() {
             "--max-insns" => max_insns = parse(&value).max(1) as usize,
             "--show" => show = parse(&value) as usize,
             "--backend" => backend = value,
+            "--mode" => {
+                bitness = match value.as_str() {
+                    "64" => 64,
+                    "32" => 32,
+                    "16" => 16,
+                    _ => usage(&format!("bad mode `{value}` (64, 32 or 16)")),
+                }
+            }
             "--families" => {
                 families = value
                     .split(',')
@@ -50,6 +60,7 @@ fn main() {
     let generator = Generator::new(GenOptions {
         max_insns,
         families,
+        bitness,
         ..GenOptions::default()
     });
     let list = generator.cases(seed, cases);
@@ -72,7 +83,7 @@ fn main() {
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "cpu-diff: {problem}\nusage: cpu-diff [--cases N] [--seed S] [--backend tci|wasm32] [--max-insns K] [--show N] [--families a,b]"
+        "cpu-diff: {problem}\nusage: cpu-diff [--cases N] [--seed S] [--backend tci|wasm32] [--mode 64|32|16] [--max-insns K] [--show N] [--families a,b]"
     );
     std::process::exit(2)
 }

@@ -35,10 +35,16 @@ pub(super) fn is_snippet_mnemonic(m: Mnemonic) -> bool {
         || m == Mnemonic::Xlatb
 }
 
-/// Whether a snippet can be built around `code` (a code of a snippet mnemonic). 16-bit branch forms (66-prefixed
-/// jcc/jmp/call/ret/loop) are left out: Intel ignores the prefix in 64-bit mode, AMD truncates RIP to 16 bits.
-/// Far forms and segment-register push/pop raise #UD in rqemu (segmentation is the system issue).
-pub(super) fn handles(code: Code) -> bool {
+/// Whether a snippet can be built around `code` (a code of a snippet mnemonic) in code of `bitness` bits. 16-bit
+/// branch forms (66-prefixed jcc/jmp/call/ret/loop) are left out: Intel ignores the prefix in 64-bit mode, AMD
+/// truncates RIP to 16 bits (in 32-bit code they truncate EIP, leaving the code page). Far forms and
+/// segment-register push/pop raise #UD in rqemu (segmentation is the system issue). In 32-bit code jcxz and the CX
+/// forms of loop (address-size prefix: the count is CX) are generated; string instructions get no address-size
+/// prefix there (it would mean 16-bit SI/DI).
+pub(super) fn handles(code: Code, bitness: u32) -> bool {
+    if bitness == 32 {
+        return handles32(code);
+    }
     use Code as C;
     let name = format!("{code:?}");
     match code.mnemonic() {
@@ -67,9 +73,52 @@ pub(super) fn handles(code: Code) -> bool {
     }
 }
 
-/// Instruction bytes placed from `CODE_ADDR` on.
+/// [`handles`] for 32-bit code.
+fn handles32(code: Code) -> bool {
+    use Code as C;
+    let name = format!("{code:?}");
+    match code.mnemonic() {
+        Mnemonic::Push | Mnemonic::Pop => {
+            !["ES", "CS", "SS", "DS", "FS", "GS"].iter().any(|s| name.ends_with(s)) && !name.contains("imm8")
+                || matches!(code, C::Pushd_imm8 | C::Pushw_imm8)
+        }
+        Mnemonic::Pushf | Mnemonic::Pushfd | Mnemonic::Popf | Mnemonic::Popfd => true,
+        Mnemonic::Pusha | Mnemonic::Pushad | Mnemonic::Popa | Mnemonic::Popad => true,
+        Mnemonic::Leave => matches!(code, C::Leavew | C::Leaved),
+        Mnemonic::Enter => matches!(code, C::Enterw_imm16_imm8 | C::Enterd_imm16_imm8),
+        Mnemonic::Call => matches!(code, C::Call_rel32_32 | C::Call_rm32),
+        Mnemonic::Ret => matches!(code, C::Retnd | C::Retnd_imm16),
+        Mnemonic::Jmp => matches!(code, C::Jmp_rel8_32 | C::Jmp_rel32_32 | C::Jmp_rm32),
+        Mnemonic::Jecxz => code == C::Jecxz_rel8_32,
+        // 0x67 E3 / 0x67 E2..E0: the count is CX, the target still 32-bit.
+        Mnemonic::Jcxz => code == C::Jcxz_rel8_32,
+        Mnemonic::Jrcxz => false,
+        Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne => name.ends_with("_32_ECX") || name.ends_with("_32_CX"),
+        Mnemonic::Xlatb => code == C::Xlat_m8,
+        m if super::Family::String.mnemonics().contains(&m) => code
+            .op_code()
+            .op_kinds()
+            .iter()
+            .any(|k| matches!(k, K::es_rDI | K::seg_rSI)),
+        m if super::Family::X87Control.mnemonics().contains(&m) => true,
+        // jcc
+        _ => name.ends_with("_rel8_32") || name.ends_with("_rel32_32"),
+    }
+}
+
+/// The code of `bitness` bits: `c64` in 64-bit code, `c32` in 32-bit code.
+fn by_mode(fill: &Fill, c64: Code, c32: Code) -> Code {
+    if fill.bitness == 64 {
+        c64
+    } else {
+        c32
+    }
+}
+
+/// Instruction bytes placed from `CODE_ADDR` on, encoded for code of `bitness` bits.
 struct Asm {
     bytes: Vec<u8>,
+    bitness: u32,
 }
 
 impl Asm {
@@ -78,7 +127,7 @@ impl Asm {
     }
 
     fn emit(&mut self, insn: &Instruction) -> Option<()> {
-        let mut e = Encoder::new(64);
+        let mut e = Encoder::new(self.bitness);
         e.encode(insn, self.ip()).ok()?;
         self.bytes.extend(e.take_buffer());
         Some(())
@@ -86,7 +135,7 @@ impl Asm {
 
     /// The encoded length of `insn` at the current position.
     fn len_of(&self, insn: &Instruction) -> Option<u64> {
-        let mut e = Encoder::new(64);
+        let mut e = Encoder::new(self.bitness);
         e.encode(insn, self.ip()).ok().map(|n| n as u64)
     }
 
@@ -99,22 +148,30 @@ impl Asm {
 
 /// Builds the snippet for `code`; `None` if this draw cannot be encoded (the caller retries).
 pub(super) fn build(fill: &mut Fill, code: Code) -> Option<Vec<u8>> {
-    let mut asm = Asm { bytes: Vec::new() };
+    let mut asm = Asm {
+        bytes: Vec::new(),
+        bitness: fill.bitness,
+    };
     let m = code.mnemonic();
     match m {
         Mnemonic::Push | Mnemonic::Pop => push_pop(fill, &mut asm, code)?,
-        Mnemonic::Pushf | Mnemonic::Pushfq => {
+        Mnemonic::Pushf | Mnemonic::Pushfq | Mnemonic::Pushfd => {
             if fill.rng.one_in(4) {
                 fill.state.rflags |= flags::DF;
             }
             asm.emit(&bare_instruction(code))?;
         }
-        Mnemonic::Popf | Mnemonic::Popfq => {
+        Mnemonic::Popf | Mnemonic::Popfq | Mnemonic::Popfd => {
             let v = popf_value(fill);
             fill.state.mem[STACK_OFF..STACK_OFF + 8].copy_from_slice(&v.to_le_bytes());
             asm.emit(&bare_instruction(code))?;
         }
         Mnemonic::Leave | Mnemonic::Enter => frame(fill, &mut asm, code)?,
+        Mnemonic::Pusha | Mnemonic::Pushad | Mnemonic::Popa | Mnemonic::Popad => {
+            // popa reads the 16 or 32 bytes above the stack top (up to the end of the scratch bytes).
+            random_bytes(fill, STACK_OFF, SCRATCH_LEN - STACK_OFF);
+            asm.emit(&bare_instruction(code))?;
+        }
         Mnemonic::Call => call(fill, &mut asm, code)?,
         Mnemonic::Ret => ret(fill, &mut asm, code)?,
         Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne if fill.rng.one_in(2) => {
@@ -149,12 +206,16 @@ fn push_pop(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
     random_bytes(fill, STACK_OFF, 8);
     let insn = match code {
         // RSP-relative memory: push reads its operand before RSP moves, pop writes it with RSP already moved.
-        Code::Push_rm16 | Code::Push_rm64 | Code::Pop_rm16 | Code::Pop_rm64 if fill.rng.one_in(4) => {
+        Code::Push_rm16 | Code::Push_rm32 | Code::Push_rm64 | Code::Pop_rm16 | Code::Pop_rm32 | Code::Pop_rm64
+            if fill.rng.one_in(4) =>
+        {
             random_bytes(fill, 0xc0, SCRATCH_LEN - 0xc0);
             let d = fill.rng.pick(&[-16i64, -8, -2, 0, 1, 2, 8, 16]);
-            Instruction::with1(code, MemoryOperand::with_base_displ(Register::RSP, d)).ok()?
+            let sp = super::gpr(fill.bitness, crate::state::RSP);
+            Instruction::with1(code, MemoryOperand::with_base_displ(sp, d)).ok()?
         }
         Code::Push_r64 | Code::Pop_r64 if fill.rng.one_in(8) => Instruction::with1(code, Register::RSP).ok()?,
+        Code::Push_r32 | Code::Pop_r32 if fill.rng.one_in(8) => Instruction::with1(code, Register::ESP).ok()?,
         Code::Push_r16 | Code::Pop_r16 if fill.rng.one_in(8) => Instruction::with1(code, Register::SP).ok()?,
         _ => fill.instruction(code, true)?,
     };
@@ -193,13 +254,14 @@ fn frame(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
 /// a register, in scratch memory or on the stack).
 fn call(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
     let k = fill.rng.below(3);
-    if code == Code::Call_rel32_64 {
+    if matches!(code, Code::Call_rel32_64 | Code::Call_rel32_32) {
         let target = asm.ip() + 5 + 2 * k;
         asm.emit(&Instruction::with_branch(code, target).ok()?)?;
         asm.ud2s(k);
         if fill.rng.one_in(3) {
             let r = pool_reg(fill, &[]);
-            asm.emit(&Instruction::with1(Code::Pop_r64, super::gpr(64, r)).ok()?)?;
+            let pop = by_mode(fill, Code::Pop_r64, Code::Pop_r32);
+            asm.emit(&Instruction::with1(pop, super::gpr(fill.bitness, r)).ok()?)?;
         }
         return Some(());
     }
@@ -222,7 +284,10 @@ impl TargetSlot {
     fn store(self, fill: &mut Fill, target: u64) {
         match self {
             TargetSlot::Reg(n) => fill.state.gpr[n] = target,
-            TargetSlot::Mem(off) => fill.state.mem[off..off + 8].copy_from_slice(&target.to_le_bytes()),
+            TargetSlot::Mem(off) => {
+                let n = (fill.bitness / 8) as usize;
+                fill.state.mem[off..off + n].copy_from_slice(&target.to_le_bytes()[..n])
+            }
         }
     }
 }
@@ -233,13 +298,16 @@ fn indirect(fill: &mut Fill, code: Code) -> Option<(Instruction, TargetSlot)> {
     if fill.rng.one_in(4) {
         let d = fill.rng.pick(&[-8i64, 0, 8]);
         let off = (STACK_OFF as i64 + d) as usize;
-        let mem = MemoryOperand::with_base_displ(Register::RSP, d);
+        let mem = MemoryOperand::with_base_displ(super::gpr(fill.bitness, crate::state::RSP), d);
         Some((Instruction::with1(code, mem).ok()?, TargetSlot::Mem(off)))
     } else if fill.rng.one_in(2) {
         let n = pool_reg(fill, &[]);
-        Some((Instruction::with1(code, super::gpr(64, n)).ok()?, TargetSlot::Reg(n)))
+        Some((
+            Instruction::with1(code, super::gpr(fill.bitness, n)).ok()?,
+            TargetSlot::Reg(n),
+        ))
     } else {
-        let (mem, off) = fill.memory(8)?;
+        let (mem, off) = fill.memory(fill.bitness / 8)?;
         Some((Instruction::with1(code, mem).ok()?, TargetSlot::Mem(off)))
     }
 }
@@ -248,26 +316,29 @@ fn indirect(fill: &mut Fill, code: Code) -> Option<(Instruction, TargetSlot)> {
 fn ret(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
     let any = fill.rng.below(0x19) as u32;
     let imm = fill.rng.pick(&[0u32, 1, 2, 8, 0x10, 0x18, any]);
+    let with_imm = matches!(code, Code::Retnq_imm16 | Code::Retnd_imm16);
     let ret = || {
-        if code == Code::Retnq_imm16 {
+        if with_imm {
             Instruction::with1(code, imm).ok()
         } else {
             Some(bare_instruction(code))
         }
     };
-    let ret_len = if code == Code::Retnq_imm16 { 3 } else { 1 };
+    let ret_len = if with_imm { 3 } else { 1 };
     let k = fill.rng.below(3);
     random_bytes(fill, STACK_OFF, SCRATCH_LEN - STACK_OFF);
     match fill.rng.below(3) {
         0 => {
             let target = asm.ip() + ret_len + 2 * k;
-            fill.state.mem[STACK_OFF..STACK_OFF + 8].copy_from_slice(&target.to_le_bytes());
+            let n = (fill.bitness / 8) as usize;
+            fill.state.mem[STACK_OFF..STACK_OFF + n].copy_from_slice(&target.to_le_bytes()[..n]);
             asm.emit(&ret()?)?;
             asm.ud2s(k);
         }
         1 => {
             let target = asm.ip() + 5 + ret_len + 2 * k;
-            asm.emit(&Instruction::with1(Code::Pushq_imm32, target as i32).ok()?)?;
+            let push = by_mode(fill, Code::Pushq_imm32, Code::Pushd_imm32);
+            asm.emit(&Instruction::with1(push, target as i32).ok()?)?;
             asm.emit(&ret()?)?;
             asm.ud2s(k);
         }
@@ -275,8 +346,10 @@ fn ret(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
             // call L; jmp END; L: ret; END:
             let l = asm.ip() + 5 + 2;
             let end = l + ret_len;
-            asm.emit(&Instruction::with_branch(Code::Call_rel32_64, l).ok()?)?;
-            asm.emit(&Instruction::with_branch(Code::Jmp_rel8_64, end).ok()?)?;
+            let call = by_mode(fill, Code::Call_rel32_64, Code::Call_rel32_32);
+            let jmp = by_mode(fill, Code::Jmp_rel8_64, Code::Jmp_rel8_32);
+            asm.emit(&Instruction::with_branch(call, l).ok()?)?;
+            asm.emit(&Instruction::with_branch(jmp, end).ok()?)?;
             asm.emit(&ret()?)?;
         }
     }
@@ -287,7 +360,7 @@ fn ret(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
 fn forward_branch(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
     let k = fill.rng.below(3);
     set_count(fill, code, false);
-    if code == Code::Jmp_rm64 {
+    if matches!(code, Code::Jmp_rm64 | Code::Jmp_rm32) {
         let (insn, store) = indirect(fill, code)?;
         let target = asm.ip() + asm.len_of(&insn)? + 2 * k;
         store.store(fill, target);
@@ -301,13 +374,13 @@ fn forward_branch(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
     Some(())
 }
 
-/// RCX for jrcxz/jecxz/loop*: zero half the time for jrcxz/jecxz, a bounded count for a backward loop, an edge
+/// RCX for jrcxz/jecxz/jcxz/loop*: zero half the time for jrcxz/jecxz/jcxz, a bounded count for a backward loop, an edge
 /// value otherwise; the ECX forms get a random upper half.
 fn set_count(fill: &mut Fill, code: Code, backward: bool) {
     let ecx = format!("{code:?}").contains("ECX") || code.mnemonic() == Mnemonic::Jecxz;
     let v = if backward {
         1 + fill.rng.below(8)
-    } else if matches!(code.mnemonic(), Mnemonic::Jrcxz | Mnemonic::Jecxz) && fill.rng.one_in(2) {
+    } else if matches!(code.mnemonic(), Mnemonic::Jrcxz | Mnemonic::Jecxz | Mnemonic::Jcxz) && fill.rng.one_in(2) {
         0
     } else {
         edge_value(fill.rng, 64)
@@ -327,12 +400,12 @@ fn backward_loop(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
     set_count(fill, code, true);
     let r = pool_reg(fill, &[0, 1, 2]);
     fill.state.gpr[r] = fill.rng.below(5);
-    let reg = super::gpr(64, r);
+    let reg = super::gpr(fill.bitness, r);
     let imm = fill.rng.below(4) as i32 - 1;
     let body = match fill.rng.below(3) {
-        0 => Instruction::with1(Code::Dec_rm64, reg).ok()?,
-        1 => Instruction::with2(Code::Add_rm64_imm8, reg, imm).ok()?,
-        _ => Instruction::with2(Code::Cmp_rm64_imm8, reg, imm).ok()?,
+        0 => Instruction::with1(by_mode(fill, Code::Dec_rm64, Code::Dec_rm32), reg).ok()?,
+        1 => Instruction::with2(by_mode(fill, Code::Add_rm64_imm8, Code::Add_rm32_imm8), reg, imm).ok()?,
+        _ => Instruction::with2(by_mode(fill, Code::Cmp_rm64_imm8, Code::Cmp_rm32_imm8), reg, imm).ok()?,
     };
     let top = asm.ip();
     asm.emit(&body)?;
@@ -371,7 +444,8 @@ fn string(fill: &mut Fill, asm: &mut Asm, code: Code) -> Option<()> {
         "Lods" => 0xac,
         _ => 0xae,
     } + u8::from(e > 1);
-    let addr32 = fill.rng.one_in(4);
+    // In 32-bit code the address-size prefix would mean 16-bit addressing (SI/DI/CX): not generated.
+    let addr32 = fill.rng.one_in(4) && fill.bitness == 64;
     // No prefix, rep/repe (F3) or, less often, repne (F2; on movs/stos/lods it repeats like F3).
     let rep = match fill.rng.below(8) {
         0..=2 => None,

@@ -1,0 +1,191 @@
+//! The main loop: runs the CPU in slices on the accel's [`CpuExec`], and between slices services the
+//! machine: host input for COM1, expired device timers, the isa-debug-exit status, and a halted CPU.
+//!
+//! - **Exit.** isa-debug-exit raises the loop's exit request as it records a status, and `out` ends its TB,
+//!   so the CPU stops at the next TB boundary; the loop then returns [`Outcome::Exit`] with the status.
+//! - **Halt.** A halted CPU sleeps on the host ([`Host::wait`]) until the next timer deadline or host input,
+//!   never spinning; the CPU wakes when the PIC (its interrupt controller, see [`crate::pc`]) has a request
+//!   it takes.
+//! - **Exceptions.** target-i386 delivers them through the IDT. What it cannot deliver ends the emulator with a
+//!   fatal message and the register dump ([`Outcome::Fatal`], exit status 1): a triple fault (no reset is
+//!   emulated yet) or, for a CPU in `ExceptionMode::Stop`, any exception.
+//!
+//! The host side (sleeping, stdin) is behind the [`Host`] trait so tests and the wasm32 page can drive it.
+
+use std::time::Duration;
+
+use rqemu_accel::{CpuExec, StopReason};
+use rqemu_target_i386::cpu::seg;
+use rqemu_target_i386::dump::format_exception;
+use rqemu_target_i386::{STOP_EXCEPTION, STOP_TRIPLE_FAULT};
+
+use crate::pc::Pc;
+
+/// TBs per slice between services: small enough that timers and input are seen within well under a
+/// millisecond on tci, large enough that the services cost nothing measurable.
+pub const SLICE_TBS: u64 = 8192;
+/// The longest a halted CPU sleeps without a timer deadline (it checks for host input and exit again).
+pub const MAX_HALT_WAIT: Duration = Duration::from_millis(100);
+
+/// What ended the machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// isa-debug-exit was written: exit with this status.
+    Exit(i32),
+    /// The guest or the emulator cannot go on: print this and exit with status 1.
+    Fatal(String),
+}
+
+/// The host's side of the loop.
+pub trait Host {
+    /// Bytes the host has for COM1 now (stdin), without waiting.
+    fn poll_input(&mut self) -> Vec<u8>;
+    /// Waits up to `timeout` for host input and returns what arrived (possibly nothing).
+    fn wait(&mut self, timeout: Duration) -> Vec<u8>;
+}
+
+/// The native host: stdin read by a thread (only when COM1 is on stdio), sleeps with a timeout on its
+/// channel.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct NativeHost {
+    input: Option<std::sync::mpsc::Receiver<Vec<u8>>>,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl NativeHost {
+    /// A host reading stdin when `stdin` is set. The terminal stays in its normal (line) mode: input reaches
+    /// the guest a line at a time.
+    pub fn new(stdin: bool) -> NativeHost {
+        let input = stdin.then(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut buf = [0u8; 256];
+                let mut stdin = std::io::stdin();
+                loop {
+                    match stdin.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if tx.send(buf[..n].to_vec()).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+            rx
+        });
+        NativeHost { input }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Host for NativeHost {
+    fn poll_input(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Some(rx) = &self.input {
+            while let Ok(bytes) = rx.try_recv() {
+                out.extend_from_slice(&bytes);
+            }
+        }
+        out
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Vec<u8> {
+        use std::sync::mpsc::RecvTimeoutError;
+        match &self.input {
+            Some(rx) => match rx.recv_timeout(timeout) {
+                Ok(mut bytes) => {
+                    bytes.extend(self.poll_input());
+                    bytes
+                }
+                Err(RecvTimeoutError::Timeout) => Vec::new(),
+                Err(RecvTimeoutError::Disconnected) => {
+                    // stdin closed: no more input, just sleep.
+                    self.input = None;
+                    std::thread::sleep(timeout);
+                    Vec::new()
+                }
+            },
+            None => {
+                std::thread::sleep(timeout);
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Hands host input to COM1.
+fn feed_input(pc: &mut Pc, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    if let Some(uart) = &pc.com1 {
+        pc.com1_input.push(bytes);
+        uart.borrow_mut().poll_input();
+    }
+}
+
+/// The fatal message of an exception the CPU stopped on instead of delivering it: the vector and where,
+/// then QEMU's `-d int` block (exception line and register dump).
+fn exception_message(pc: &Pc, vector: u64) -> String {
+    let s = pc.cpu.state();
+    format!(
+        "fatal: CPU exception {vector:#x} at {:04x}:{:08x} was not delivered\n{}",
+        s.segs[seg::CS].selector,
+        s.rip,
+        format_exception(s)
+    )
+}
+
+/// The fatal message of a triple fault: there is no reset yet, so the emulator ends (as QEMU's
+/// `-no-reboot` does, but with status 1).
+fn triple_fault_message(pc: &Pc) -> String {
+    format!(
+        "fatal: triple fault (the CPU could not deliver a double fault); reset is not emulated yet\n{}",
+        pc.cpu.state()
+    )
+}
+
+/// Runs the machine until it ends.
+pub fn run(pc: &mut Pc, exec: &mut CpuExec, host: &mut dyn Host) -> Outcome {
+    let mut mem = pc.cpu.memory();
+    loop {
+        if let Some(status) = pc.exit.get() {
+            return Outcome::Exit(status);
+        }
+        let input = host.poll_input();
+        feed_input(pc, &input);
+        pc.timers.run_expired(pc.clock.now());
+        match exec.run(&mut pc.cpu, &mut mem, SLICE_TBS) {
+            StopReason::ExitRequested | StopReason::Budget => {}
+            StopReason::Halted => {
+                if pc.exit.get().is_some() {
+                    continue;
+                }
+                let now = pc.clock.now();
+                let wait = pc
+                    .timers
+                    .next_deadline()
+                    .map(|d| Duration::from_nanos(d.saturating_sub(now)))
+                    .unwrap_or(MAX_HALT_WAIT)
+                    .min(MAX_HALT_WAIT);
+                let input = host.wait(wait);
+                feed_input(pc, &input);
+            }
+            StopReason::Cpu(STOP_TRIPLE_FAULT) => return Outcome::Fatal(triple_fault_message(pc)),
+            StopReason::Cpu(code) if code & STOP_EXCEPTION != 0 => {
+                return Outcome::Fatal(exception_message(pc, code & !STOP_EXCEPTION));
+            }
+            StopReason::Cpu(code) => {
+                return Outcome::Fatal(format!(
+                    "fatal: the CPU stopped with code {code:#x}\n{}",
+                    pc.cpu.state()
+                ))
+            }
+            StopReason::Error(e) => {
+                return Outcome::Fatal(format!("fatal: {e}\n{}", pc.cpu.state()));
+            }
+        }
+    }
+}
