@@ -12,7 +12,11 @@
 //! backend for real: `wasm32_smoke`, `conformance_wasm32` (a `backend=wasm32` line is required) and
 //! `tiering_wasm32` (tiering, eviction, flush and chaining), and `cpu_replay` (vectors of 64-, 32- and 16-bit code
 //! recorded on the CPU, `tests/cpu-diff/vectors/`, replayed on tci and wasm32 with `mismatches=0` required for
-//! each backend and mode).
+//! each backend and mode). Last, the guest tests: the native `guest-images` binary of `rqemu-tests` writes
+//! the bare-metal guest images and their expectations to `target/guest-images`, and `run.mjs guest` runs each
+//! on the PC machine inside the module (tci + the wasm32 hot tier); a `guest-tests: host=wasm32-node
+//! images=N failures=0` line with N > 0 is required. Until the `rqemu-tests` package exists, the step is
+//! skipped with a message.
 
 use std::path::Path;
 use std::time::Instant;
@@ -44,6 +48,7 @@ fn is_wasm32_summary_line(line: &str) -> bool {
         || line.starts_with("tiering-wasm32: ")
         || line.starts_with("wasm32-smoke: ok")
         || line.starts_with("cpu-diff: ")
+        || line.starts_with("guest-tests: ")
         || line.contains("FAILED")
         || line.starts_with("# pass ")
         || line.starts_with("# fail ")
@@ -187,6 +192,9 @@ fn wasm32() -> Part {
                         }
                     }
                 }
+                if let Err(e) = guest_tests(&module, &mut lines) {
+                    errors.push(e.to_string());
+                }
                 if errors.is_empty() {
                     Ok(())
                 } else {
@@ -195,6 +203,47 @@ fn wasm32() -> Part {
             });
         (result, lines)
     })
+}
+
+/// The package and binary that write the guest images, and where they go.
+const GUEST_PACKAGE: &str = "rqemu-tests";
+const GUEST_BIN: &str = "guest-images";
+const GUEST_BIN_SOURCE: &str = "tests/src/bin/guest-images.rs";
+const GUEST_DIR: &str = "target/guest-images";
+
+/// Writes the guest images natively, then runs them under Node on `module`; its lines go to `lines`.
+fn guest_tests(module: &Path, lines: &mut Vec<String>) -> Result {
+    if !Path::new("tests/Cargo.toml").is_file() || !Path::new(GUEST_BIN_SOURCE).is_file() {
+        let msg = format!(
+            "guest-tests: skipped (the package `{GUEST_PACKAGE}` with its `{GUEST_BIN}` binary does not exist yet)"
+        );
+        eprintln!("xtask: {msg}");
+        lines.push(msg);
+        return Ok(());
+    }
+    // Stale images of a removed test must not run.
+    let _ = std::fs::remove_dir_all(GUEST_DIR);
+    Cmd::cargo()
+        .args(["run", "-p", GUEST_PACKAGE, "--bin", GUEST_BIN, "--", GUEST_DIR])
+        .run()?;
+    let tee = wasm::node(module, "guest")
+        .arg(GUEST_DIR)
+        .run_tee(is_wasm32_summary_line);
+    let passed = tee.kept.iter().any(|l| {
+        l.strip_prefix("guest-tests: host=wasm32-node images=")
+            .and_then(|rest| rest.strip_suffix(" failures=0"))
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+    });
+    lines.extend(tee.kept);
+    tee.result.map_err(|e| failed(format!("guest tests: {e}")))?;
+    if passed {
+        Ok(())
+    } else {
+        Err(failed(
+            "no `guest-tests: host=wasm32-node images=N failures=0` line (N > 0) was printed",
+        ))
+    }
 }
 
 /// A panic in the module must print `panic: <message>` through the host and end in a trap (exit 3).

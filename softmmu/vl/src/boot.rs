@@ -69,15 +69,6 @@ pub fn load_multiboot(
     mem: &mut dyn PhysWriter,
 ) -> Result<MultibootBoot, StartError> {
     let image = read_file("-kernel", kernel)?;
-    let bad = |what: String| StartError(format!("-kernel {}: {what}", kernel.display()));
-    if let Err(e) = multiboot::parse(&image) {
-        if is_linux_bzimage(&image) {
-            return Err(bad(
-                "a Linux kernel: the Linux boot protocol is not supported yet (only multiboot v1 kernels)".into(),
-            ));
-        }
-        return Err(bad(e.to_string()));
-    }
     // QEMU's module syntax: comma-separated, each a file name optionally followed by arguments; the whole
     // item is the module's command line.
     let items: Vec<&str> = opts
@@ -95,17 +86,40 @@ pub fn load_multiboot(
         .zip(&datas)
         .map(|(cmdline, data)| Module { data, cmdline })
         .collect();
+    let name = kernel.display().to_string();
     let cmdline = match &opts.append {
-        Some(a) => format!("{} {a}", kernel.display()),
-        None => kernel.display().to_string(),
+        Some(a) => format!("{name} {a}"),
+        None => name.clone(),
     };
+    load_multiboot_image(&image, &name, &cmdline, &modules, memory_map, mem)
+}
+
+/// Loads a multiboot `image` already in memory (the wasm32 build has no files) with its command line and
+/// modules; `name` names the image in errors.
+pub fn load_multiboot_image(
+    image: &[u8],
+    name: &str,
+    cmdline: &str,
+    modules: &[Module],
+    memory_map: &[E820Entry],
+    mem: &mut dyn PhysWriter,
+) -> Result<MultibootBoot, StartError> {
+    let bad = |what: String| StartError(format!("-kernel {name}: {what}"));
+    if let Err(e) = multiboot::parse(image) {
+        if is_linux_bzimage(image) {
+            return Err(bad(
+                "a Linux kernel: the Linux boot protocol is not supported yet (only multiboot v1 kernels)".into(),
+            ));
+        }
+        return Err(bad(e.to_string()));
+    }
     let config = BootConfig {
         memory_map,
-        cmdline: &cmdline,
+        cmdline,
         boot_loader_name: BOOT_LOADER_NAME,
-        modules: &modules,
+        modules,
     };
-    multiboot::load(&image, &config, mem).map_err(|e| bad(e.to_string()))
+    multiboot::load(image, &config, mem).map_err(|e| bad(e.to_string()))
 }
 
 /// Writes the boot GDT and returns the CPU state at the kernel's entry (see the module doc).

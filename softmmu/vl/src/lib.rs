@@ -6,16 +6,20 @@
 //! | [`pc`] | the PC: RAM around the PCI hole, the `-bios` ROM, the CPU, the devices on the port-I/O space |
 //! | [`boot`] | the CPU's start state: multiboot entry in 32-bit protected mode, or the reset vector |
 //! | [`main_loop`] | running the CPU in slices, timers, host input, halt, isa-debug-exit and fatal stops |
+//! | [`machine`] | the PC run from an in-memory multiboot image with captured output and virtual time (wasm32) |
 //!
 //! [`run_cli`] ties them together for the binary; docs/system.md describes the options and the machine.
 
 pub mod boot;
+pub mod machine;
 pub mod main_loop;
 pub mod options;
 pub mod pc;
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::io::Write;
 
+#[cfg(not(target_arch = "wasm32"))]
 use options::{Action, PROG};
 
 /// Runs the emulator on `args` (without the program name) and returns the process exit status: the
@@ -53,6 +57,7 @@ pub fn run_cli(args: Vec<String>) -> i32 {
 }
 
 /// Prints `PROG: message` on stderr and gives status 1.
+#[cfg(not(target_arch = "wasm32"))]
 fn fail(msg: &dyn std::fmt::Display) -> i32 {
     let _ = std::io::stdout().flush();
     eprintln!("{PROG}: {msg}");

@@ -11,6 +11,8 @@
 //!   emulated yet) or, for a CPU in `ExceptionMode::Stop`, any exception.
 //!
 //! The host side (sleeping, stdin) is behind the [`Host`] trait so tests and the wasm32 page can drive it.
+//! [`run_for`] runs a bounded number of slices, for callers that must return to their host (on wasm32 the
+//! loop must never block: [`crate::machine`] drives it with virtual time and a host that never sleeps).
 
 use std::time::Duration;
 
@@ -149,10 +151,21 @@ fn triple_fault_message(pc: &Pc) -> String {
 
 /// Runs the machine until it ends.
 pub fn run(pc: &mut Pc, exec: &mut CpuExec, host: &mut dyn Host) -> Outcome {
-    let mut mem = pc.cpu.memory();
     loop {
+        if let Some(outcome) = run_for(pc, exec, host, u64::MAX) {
+            return outcome;
+        }
+    }
+}
+
+/// Runs the machine for at most `slices` slices (of up to [`SLICE_TBS`] TBs, or one halt each); `None` when
+/// it has not ended by then. A caller that must never block (the wasm32 build, driven from JS) gives a
+/// budget and a [`Host`] whose `wait` does not sleep.
+pub fn run_for(pc: &mut Pc, exec: &mut CpuExec, host: &mut dyn Host, slices: u64) -> Option<Outcome> {
+    let mut mem = pc.cpu.memory();
+    for _ in 0..slices {
         if let Some(status) = pc.exit.get() {
-            return Outcome::Exit(status);
+            return Some(Outcome::Exit(status));
         }
         let input = host.poll_input();
         feed_input(pc, &input);
@@ -173,19 +186,20 @@ pub fn run(pc: &mut Pc, exec: &mut CpuExec, host: &mut dyn Host) -> Outcome {
                 let input = host.wait(wait);
                 feed_input(pc, &input);
             }
-            StopReason::Cpu(STOP_TRIPLE_FAULT) => return Outcome::Fatal(triple_fault_message(pc)),
+            StopReason::Cpu(STOP_TRIPLE_FAULT) => return Some(Outcome::Fatal(triple_fault_message(pc))),
             StopReason::Cpu(code) if code & STOP_EXCEPTION != 0 => {
-                return Outcome::Fatal(exception_message(pc, code & !STOP_EXCEPTION));
+                return Some(Outcome::Fatal(exception_message(pc, code & !STOP_EXCEPTION)));
             }
             StopReason::Cpu(code) => {
-                return Outcome::Fatal(format!(
+                return Some(Outcome::Fatal(format!(
                     "fatal: the CPU stopped with code {code:#x}\n{}",
                     pc.cpu.state()
-                ))
+                )))
             }
             StopReason::Error(e) => {
-                return Outcome::Fatal(format!("fatal: {e}\n{}", pc.cpu.state()));
+                return Some(Outcome::Fatal(format!("fatal: {e}\n{}", pc.cpu.state())));
             }
         }
     }
+    pc.exit.get().map(Outcome::Exit)
 }

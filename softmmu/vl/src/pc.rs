@@ -257,8 +257,8 @@ pub struct Pc {
 }
 
 /// Maps the firmware image: whole at 4 GiB − size, its tail again below 1 MiB (over RAM).
-fn map_bios(space: &mut AddressSpace, image: &[u8], path: &Path) -> Result<BiosLayout, StartError> {
-    let bad = |what: String| StartError(format!("-bios {}: {what}", path.display()));
+fn map_bios(space: &mut AddressSpace, image: &[u8], name: &str) -> Result<BiosLayout, StartError> {
+    let bad = |what: String| StartError(format!("-bios {name}: {what}"));
     let layout = place_bios(image.len() as u64).map_err(|e| bad(e.to_string()))?;
     let block = RamBlock::new(layout.size).map_err(|e| bad(e.to_string()))?;
     block.write(0, image).map_err(|_| bad("cannot fill the ROM".into()))?;
@@ -279,6 +279,21 @@ fn map_bios(space: &mut AddressSpace, image: &[u8], path: &Path) -> Result<BiosL
         .map_err(|e| bad(format!("cannot map below 1 MiB: {e:?}")))?;
     Ok(layout)
 }
+
+/// The kernel the machine boots, if any.
+enum KernelSource<'a> {
+    /// `-kernel`: the file (and `-initrd` files) read at start.
+    File(&'a Path),
+    /// An image in memory with its multiboot command line, no modules.
+    Image {
+        bytes: &'a [u8],
+        name: &'a str,
+        cmdline: &'a str,
+    },
+}
+
+/// The two character sinks, COM1's then the debug console's (`None`: that device is absent).
+pub type Sinks = (Option<Box<dyn CharSink>>, Option<Box<dyn CharSink>>);
 
 /// Maps the RAM block around the hole.
 fn map_ram(space: &mut AddressSpace, id: RamId, layout: RamLayout) -> Result<(), StartError> {
@@ -302,25 +317,73 @@ impl Pc {
                 "no bios or kernel: nothing to run (rqemu ships no firmware yet: give -kernel or -bios)".into(),
             ));
         }
+        let bios = match &opts.bios {
+            Some(bios) => {
+                let path = find_data_file(bios, &opts.data_dirs);
+                Some((read_file("-bios", &path)?, path.display().to_string()))
+            }
+            None => None,
+        };
+        let bios = bios.as_ref().map(|(image, name)| (image.as_slice(), name.as_str()));
+        let kernel = opts.kernel.as_deref().map(KernelSource::File);
+        let sinks = || Ok((sink("-serial", &opts.serial)?, sink("-debugcon", &opts.debugcon)?));
+        Pc::build(opts, bios, kernel, sinks, clock, request)
+    }
+
+    /// Builds the PC around a multiboot `image` in memory (no files are read: the wasm32 build has none),
+    /// with `cmdline` as its multiboot command line and `name` naming it in errors. `opts` gives the RAM size
+    /// and the devices (its `kernel`, `initrd`, `append`, `bios`, `serial` and `debugcon` are not used);
+    /// COM1 and the debug console write to `sinks`.
+    pub fn from_multiboot_image(
+        opts: &Options,
+        image: &[u8],
+        name: &str,
+        cmdline: &str,
+        sinks: Sinks,
+        clock: Box<dyn ClockSource>,
+        request: ExitRequest,
+    ) -> Result<Pc, StartError> {
+        let kernel = KernelSource::Image {
+            bytes: image,
+            name,
+            cmdline,
+        };
+        Pc::build(opts, None, Some(kernel), || Ok(sinks), clock, request)
+    }
+
+    /// Builds the machine from loaded images; `sinks` makes COM1's and the debug console's sinks once the
+    /// images are in (so a bad kernel is reported before an output file is created).
+    fn build(
+        opts: &Options,
+        bios: Option<(&[u8], &str)>,
+        kernel: Option<KernelSource>,
+        sinks: impl FnOnce() -> Result<Sinks, StartError>,
+        clock: Box<dyn ClockSource>,
+        request: ExitRequest,
+    ) -> Result<Pc, StartError> {
         let layout = RamLayout::new(opts.ram_size);
         let ram = RamBlock::new(opts.ram_size)
             .map_err(|e| StartError(format!("-m {}: {e}", crate::options::format_size(opts.ram_size))))?;
         let mut space = AddressSpace::new();
         let ram_id = space.add_ram(ram);
         map_ram(&mut space, ram_id, layout)?;
-        if let Some(bios) = &opts.bios {
-            let path = find_data_file(bios, &opts.data_dirs);
-            let image = read_file("-bios", &path)?;
-            map_bios(&mut space, &image, &path)?;
+        if let Some((image, name)) = bios {
+            map_bios(&mut space, image, name)?;
         }
 
         let ram = space
             .ram(ram_id)
             .ok_or_else(|| StartError("guest RAM vanished".into()))?;
         let mut writer = RamWriter { ram, layout };
-        let (boot, state) = match &opts.kernel {
+        let (boot, state) = match kernel {
             Some(kernel) => {
-                let mb = boot::load_multiboot(opts, kernel, &layout.memory_map(), &mut writer)?;
+                let map = layout.memory_map();
+                let mb = match kernel {
+                    KernelSource::File(path) => boot::load_multiboot(opts, path, &map, &mut writer)?,
+                    KernelSource::Image { bytes, name, cmdline } => {
+                        boot::load_multiboot_image(bytes, name, cmdline, &[], &map, &mut writer)?
+                    }
+                };
                 let state = boot::multiboot_state(&mb, &mut writer)?;
                 (BootPath::Multiboot(mb), state)
             }
@@ -337,14 +400,14 @@ impl Pc {
         let pit = Pit::new(clock.clone(), timers.clone(), DualPic::irq_line(&pic, 0));
         let exit = MachineExit::new();
         let com1_input = CharInput::new();
-        let com1 = sink("-serial", &opts.serial)?.map(|s| {
+        let (serial, debugcon) = sinks()?;
+        let com1 = serial.map(|s| {
             Rc::new(RefCell::new(Serial::new(
                 s,
                 com1_input.clone(),
                 DualPic::irq_line(&pic, COM1_IRQ),
             )))
         });
-        let debugcon = sink("-debugcon", &opts.debugcon)?;
 
         let mem = cpu.memory();
         mem.with(|m| -> Result<(), StartError> {

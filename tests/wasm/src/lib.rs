@@ -10,6 +10,8 @@
 //! - on wasm32 only, the wasm32 backend for real ([`wasm32`]): `wasm32_smoke() -> u32`,
 //!   `conformance_wasm32() -> u32`, `tiering_wasm32() -> u32`, `bench_wasm32()` ([`bench_wasm32`]), and
 //!   `bench_cpu() -> u32` ([`bench_cpu`]: the x86-64 guest kernels on tci and tci + wasm32).
+//! - `guest_alloc`, `guest_run`, `guest_output_ptr`, `guest_output_len`, `guest_free` ([`guest`]): the PC
+//!   run from a multiboot image the runner copies in (`run.mjs guest <dir>`); these take arguments.
 //!
 //! Only the wasm32 build is meaningful; natively the crate compiles to the same exports writing to stdout
 //! (minus the wasm32 backend's, which needs a Wasm host), so `cargo test --workspace` checks it too. Host
@@ -20,6 +22,7 @@ pub mod bench_cpu;
 #[cfg(target_arch = "wasm32")]
 pub mod bench_wasm32;
 pub mod cpu_replay;
+pub mod guest;
 mod host;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm32;

@@ -1,0 +1,12 @@
+//! I/O guests: the debug console and COM1 (whose output is checked here too).
+
+use rqemu_tests::{all, run_guest, Backend};
+
+rqemu_tests::guest_tests!(io_debugcon);
+
+#[test]
+fn io_serial() {
+    rqemu_tests::check("io_serial", Backend::Tci);
+    let t = all().into_iter().find(|t| t.name == "io_serial").unwrap();
+    assert_eq!(run_guest(&t.image, Backend::Tci).serial, "hello com1\n");
+}
