@@ -258,6 +258,18 @@ impl Pit {
         pit
     }
 
+    /// A system reset: the channels back to their power-on state (channel 2's gate low), the timer cancelled
+    /// and the IRQ 0 output lowered.
+    pub fn reset(&mut self) {
+        self.channels = [Channel::new(true), Channel::new(true), Channel::new(false)];
+        if let Some(id) = self.timer {
+            self.timers.cancel(id);
+        }
+        self.irq_level = false;
+        self.irq.set(false);
+        self.last_tick0 = 0;
+    }
+
     /// Channel `ch`'s output level now.
     pub fn output(&self, ch: usize) -> bool {
         let c = &self.channels[ch % 3];
@@ -515,6 +527,23 @@ mod tests {
         // Loading the count raises the output (the first edge), then one edge per period.
         r.run_until(ns(10_000) + 10);
         assert_eq!(r.irq.rises(IRQ), 1 + 10);
+    }
+
+    #[test]
+    fn reset_stops_channel_0_and_lowers_irq0() {
+        let r = rig();
+        r.program(0, 3, 100);
+        r.run_until(ns(10));
+        assert!(r.irq.level(IRQ));
+        r.pit.borrow_mut().reset();
+        assert!(!r.irq.level(IRQ));
+        assert_eq!(r.timers.next_deadline(), None);
+        let rises = r.irq.rises(IRQ);
+        r.run_until(ns(10_000));
+        assert_eq!(r.irq.rises(IRQ), rises, "no ticks after reset until programmed again");
+        r.program(0, 2, 1000);
+        r.run_until(ns(10_000) + ns(5000) + 10);
+        assert!(r.irq.rises(IRQ) > rises);
     }
 
     #[test]

@@ -297,6 +297,11 @@ impl DualPic {
         }
     }
 
+    /// A system reset: both chips back to their power-on state (as [`DualPic::new`]).
+    pub fn reset(&mut self) {
+        *self = DualPic::new();
+    }
+
     /// A pair shared by the port adapters, the lines and the CPU loop.
     pub fn new_shared() -> Rc<RefCell<DualPic>> {
         Rc::new(RefCell::new(DualPic::new()))

@@ -224,6 +224,23 @@ impl Serial {
         }
     }
 
+    /// A system reset: the registers back to their state after [`Serial::new`], the receive FIFO emptied and
+    /// the interrupt output lowered; the backend (sink and host input) stays connected.
+    pub fn reset(&mut self) {
+        self.rx.clear();
+        self.ier = 0;
+        self.fcr = 0;
+        self.lcr = 0;
+        self.mcr = 0;
+        self.lsr_errors = 0;
+        self.msr = MSR_CTS | MSR_DSR | MSR_DCD;
+        self.scr = 0;
+        self.divisor = RESET_DIVISOR;
+        self.thr_pending = false;
+        self.irq_level = false;
+        self.irq.set(false);
+    }
+
     /// The divisor latch (the baud rate is [`BASE_BAUD`] / divisor; 0 means no clock).
     pub fn divisor(&self) -> u16 {
         self.divisor
@@ -494,6 +511,23 @@ mod tests {
         }
         assert_eq!(r.out.contents(), b"hi");
         assert_eq!(rd(&mut r.uart, LSR) & (LSR_THRE | LSR_TEMT), LSR_THRE | LSR_TEMT);
+    }
+
+    #[test]
+    fn serial_reset_restores_registers_and_lowers_the_irq() {
+        let mut r = rig();
+        wr(&mut r.uart, LCR, LCR_DLAB | 0x03);
+        wr(&mut r.uart, DLL, 0x01);
+        wr(&mut r.uart, LCR, 0x03);
+        wr(&mut r.uart, IER, 0x02);
+        assert!(r.irq.level(COM1_IRQ), "THRE interrupt");
+        r.uart.reset();
+        assert!(!r.irq.level(COM1_IRQ));
+        assert_eq!(r.uart.divisor(), RESET_DIVISOR);
+        assert_eq!((rd(&mut r.uart, IER), rd(&mut r.uart, LCR)), (0, 0));
+        // Still connected to its sink.
+        wr(&mut r.uart, THR, b'x');
+        assert_eq!(r.out.contents(), b"x");
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! reach the port space of the CPU's `SoftMmu`; `out` ends its TB so a device's exit request is honoured
 //! at once; unclaimed ports read all ones. Programs end with `ud2`, which stops the loop (exception mode
 //! `Stop`: no IDT here).
+//!
+//! The I/O permission checks: at CPL > IOPL in protected mode, and always in vm86 mode, the TSS's I/O
+//! bitmap decides (#GP(0) when a port's bit is set, the bitmap bytes lie beyond the TSS limit or TR is not a
+//! 32-bit TSS); the check comes before the access and before any register changes.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -9,7 +13,8 @@ use std::rc::Rc;
 use iced_x86::code_asm::*;
 use rqemu_accel::{AccelOptions, CpuExec, ExitRequest, StopReason};
 use rqemu_softmmu::{AddressSpace, MmioDevice, RamBlock};
-use rqemu_target_i386::cpu::{excp, seg, SegmentCache, DESC_B, DESC_P};
+use rqemu_target_i386::cpu::{eflags, excp, seg, SegmentCache, DESC_B, DESC_P};
+use rqemu_target_i386::seg_helper::vm86_cache;
 use rqemu_target_i386::{ExceptionMode, X86Cpu, X86CpuState, STOP_EXCEPTION};
 use rqemu_tcg_tci::Tci;
 
@@ -17,6 +22,9 @@ const RAM_SIZE: u64 = 0x10_0000;
 const CODE: u64 = 0x1000;
 const DATA: u64 = 0x2_0000;
 const UD: StopReason = StopReason::Cpu(STOP_EXCEPTION | excp::UD as u64);
+const GP: StopReason = StopReason::Cpu(STOP_EXCEPTION | excp::GP as u64);
+/// Where the tests' TSS lives.
+const TSS: u64 = 0x3_0000;
 
 /// Every access, and reads answering `0xcafe_0000 | offset << 8 | size` (or the next byte of `feed`).
 #[derive(Default)]
@@ -223,4 +231,226 @@ fn in_and_out_in_32_bit_protected_mode() {
     cpu.memory().with(|m| m.space_mut().read_bytes(DATA, &mut got));
     assert_eq!(u32::from_le_bytes(got), 0xcafe_0604);
     assert_eq!(probe.borrow().log[0], ('w', 6, 4, 0xdead_beef));
+}
+
+/// 32-bit protected mode at CPL 3 (flat DPL-3 segments) with EFLAGS.IOPL = `iopl` and TR a busy 32-bit TSS
+/// at [`TSS`] with `limit`.
+fn user_mode(iopl: u64, limit: u32) -> X86CpuState {
+    let mut s = X86CpuState::new();
+    s.rip = CODE;
+    s.cr[0] = 0x11;
+    s.segs[seg::CS] = SegmentCache::flat(0x1b, DESC_P | DESC_B | 0xfb00);
+    for i in [seg::ES, seg::SS, seg::DS, seg::FS, seg::GS] {
+        s.segs[i] = SegmentCache::flat(0x23, DESC_P | DESC_B | 0xf300);
+    }
+    s.regs[4] = 0x8_0000;
+    s.eflags = 2 | iopl << 12;
+    s.tr = SegmentCache::flat(0x28, DESC_P | 0x8b00);
+    s.tr.base = TSS;
+    s.tr.limit = limit;
+    s
+}
+
+/// Writes the TSS's I/O map base and, from `TSS + base`, `bitmap`.
+fn bitmap(cpu: &X86Cpu, base: u16, bitmap: &[u8]) {
+    cpu.memory().with(|m| {
+        m.space_mut().write_bytes(TSS + 0x66, &base.to_le_bytes());
+        m.space_mut().write_bytes(TSS + u64::from(base), bitmap);
+    });
+}
+
+/// A bitmap for ports 0..0x90 (and the byte after) denying everything except `allowed`.
+fn allowing(allowed: &[u16]) -> Vec<u8> {
+    let mut b = vec![0xffu8; 0x13];
+    for &p in allowed {
+        b[usize::from(p / 8)] &= !(1 << (p % 8));
+    }
+    b
+}
+
+/// One probe access: kind, offset, size, value.
+type Access = (char, u64, u32, u64);
+
+/// Runs `cpu` until it stops; the stop, the exception's (error code, rip) and the probe's log.
+fn outcome(cpu: &mut X86Cpu, probe: &Rc<RefCell<Probe>>) -> (StopReason, Option<(u32, u64)>, Vec<Access>) {
+    let stop = run(cpu, 10_000).0;
+    let e = cpu.last_exception.map(|e| (e.error_code, e.rip));
+    (stop, e, probe.borrow().log.clone())
+}
+
+#[test]
+fn cpl3_with_iopl0_goes_by_the_bitmap() {
+    let code = asm(32, |a| {
+        a.mov(al, 0x11u32)?;
+        a.out(0x80u32, al)?;
+        a.in_(al, 0x82u32)?;
+        a.mov(dx, 0x82u32)?;
+        a.mov(ax, 0x2233u32)?;
+        // Ports 0x82 and 0x83: both allowed.
+        a.out(dx, ax)?;
+        a.mov(dx, 0x81u32)?;
+        a.mov(ebx, 0x77u32)?;
+        a.nop()?;
+        a.out(dx, al)?;
+        a.mov(ebx, 0x99u32)?;
+        a.ud2()
+    });
+    // The faulting `out dx, al` is the byte before `mov ebx, 0x99` (5 bytes), then ud2 (2).
+    let fault_at = CODE + code.len() as u64 - 2 - 5 - 1;
+    let (mut cpu, probe) = machine(user_mode(0, 0x68 + 0x20), &code);
+    bitmap(&cpu, 0x68, &allowing(&[0x80, 0x82, 0x83]));
+    let (stop, e, log) = outcome(&mut cpu, &probe);
+    assert_eq!(stop, GP);
+    assert_eq!(e, Some((0, fault_at)));
+    assert_eq!(log, vec![('w', 0, 1, 0x11), ('r', 2, 1, 0), ('w', 2, 2, 0x2233)]);
+    assert_eq!(cpu.state().regs[3], 0x77, "nothing after the fault ran");
+
+    // Allowing 0x81 as well: the same program runs to its ud2.
+    let (mut cpu, probe) = machine(user_mode(0, 0x68 + 0x20), &code);
+    bitmap(&cpu, 0x68, &allowing(&[0x80, 0x81, 0x82, 0x83]));
+    let (stop, _, log) = outcome(&mut cpu, &probe);
+    assert_eq!(stop, UD);
+    assert_eq!(log.len(), 4);
+    assert_eq!(cpu.state().regs[3], 0x99);
+}
+
+#[test]
+fn a_multi_byte_access_needs_every_port_allowed() {
+    // 0x7e, 0x7f, 0x80 and 0x83 allowed: a word at 0x7f straddles two bitmap bytes and is allowed; a word
+    // at 0x83 (0x84 denied) and a dword at 0x7f (0x81 denied) are not.
+    let allowed = [0x7e, 0x7f, 0x80, 0x83];
+    for (port, wide, ok) in [
+        (0x7fu32, false, true),
+        (0x83, false, false),
+        (0x7f, true, false),
+        (0x7e, false, true),
+    ] {
+        let code = asm(32, |a| {
+            a.mov(dx, port)?;
+            if wide {
+                a.in_(eax, dx)?;
+            } else {
+                a.in_(ax, dx)?;
+            }
+            a.ud2()
+        });
+        let (mut cpu, probe) = machine(user_mode(0, 0x68 + 0x20), &code);
+        bitmap(&cpu, 0x68, &allowing(&allowed));
+        let (stop, e, log) = outcome(&mut cpu, &probe);
+        if ok {
+            assert_eq!(stop, UD, "port {port:#x}");
+        } else {
+            assert_eq!((stop, e), (GP, Some((0, CODE + 4))), "port {port:#x} wide {wide}");
+            assert!(log.is_empty(), "no access made");
+        }
+    }
+}
+
+#[test]
+fn bitmap_bytes_beyond_the_tss_limit_are_gp() {
+    let code = asm(32, |a| {
+        a.out(0x80u32, al)?;
+        a.ud2()
+    });
+    // (limit, base): the bitmap byte of port 0x80 is at base + 0x10, and the byte after it must be inside.
+    for (limit, base, ok) in [
+        (0x67, 0x68, false),
+        (0x68 + 0x10, 0x68, false),
+        (0x68 + 0x11, 0x68, true),
+        (0x68 + 0x20, 0x1000, false),
+        (0x65, 0x68, false),
+    ] {
+        let (mut cpu, probe) = machine(user_mode(0, limit), &code);
+        bitmap(&cpu, base, &allowing(&[0x80]));
+        let (stop, e, log) = outcome(&mut cpu, &probe);
+        if ok {
+            assert_eq!((stop, log.len()), (UD, 1), "limit {limit:#x} base {base:#x}");
+        } else {
+            assert_eq!(
+                (stop, e, log.len()),
+                (GP, Some((0, CODE)), 0),
+                "limit {limit:#x} base {base:#x}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cpl_at_most_iopl_needs_no_bitmap() {
+    let code = asm(32, |a| {
+        a.out(0x81u32, al)?;
+        a.ud2()
+    });
+    // No bitmap (limit 0x67) and not even a 32-bit TSS: IOPL 3 allows everything at CPL 3.
+    let mut s = user_mode(3, 0x67);
+    s.tr.flags = DESC_P | 0x8300;
+    let (mut cpu, probe) = machine(s, &code);
+    let (stop, _, log) = outcome(&mut cpu, &probe);
+    assert_eq!((stop, log.len()), (UD, 1));
+    // IOPL 2 at CPL 3 goes to the bitmap, which is not there (its base is the limit + 1).
+    let (mut cpu, probe) = machine(user_mode(2, 0x67), &code);
+    bitmap(&cpu, 0x68, &[]);
+    let (stop, e, log) = outcome(&mut cpu, &probe);
+    assert_eq!((stop, e, log.len()), (GP, Some((0, CODE)), 0));
+}
+
+#[test]
+fn a_16_bit_tss_has_no_bitmap() {
+    let code = asm(32, |a| {
+        a.out(0x80u32, al)?;
+        a.ud2()
+    });
+    let mut s = user_mode(0, 0x68 + 0x20);
+    s.tr.flags = DESC_P | 0x8300;
+    let (mut cpu, probe) = machine(s, &code);
+    bitmap(&cpu, 0x68, &allowing(&[0x80]));
+    let (stop, e, log) = outcome(&mut cpu, &probe);
+    assert_eq!((stop, e, log.len()), (GP, Some((0, CODE)), 0));
+}
+
+#[test]
+fn a_denied_rep_outsb_changes_nothing() {
+    let code = asm(32, |a| {
+        a.mov(esi, DATA as u32)?;
+        a.mov(ecx, 3u32)?;
+        a.mov(edx, 0x81u32)?;
+        a.rep().outsb()?;
+        a.ud2()
+    });
+    let (mut cpu, probe) = machine(user_mode(0, 0x68 + 0x20), &code);
+    bitmap(&cpu, 0x68, &allowing(&[0x80]));
+    let (stop, e, log) = outcome(&mut cpu, &probe);
+    assert_eq!((stop, e.map(|e| e.0)), (GP, Some(0)));
+    assert!(log.is_empty());
+    let r = cpu.state().regs;
+    assert_eq!((r[1], r[6]), (3, DATA), "rcx and rsi untouched");
+    // Allowed: all three bytes go out.
+    let (mut cpu, probe) = machine(user_mode(0, 0x68 + 0x20), &code);
+    bitmap(&cpu, 0x68, &allowing(&[0x81]));
+    let (stop, _, log) = outcome(&mut cpu, &probe);
+    assert_eq!((stop, log.len()), (UD, 3));
+}
+
+#[test]
+fn vm86_mode_ignores_iopl() {
+    // vm86 with IOPL 3: still the bitmap (0x80 allowed, 0x81 denied).
+    let mut s = user_mode(3, 0x68 + 0x20);
+    s.eflags |= eflags::VM;
+    s.segs[seg::CS] = vm86_cache((CODE >> 4) as u16);
+    for i in [seg::ES, seg::SS, seg::DS, seg::FS, seg::GS] {
+        s.segs[i] = vm86_cache(0x7000);
+    }
+    s.rip = 0;
+    s.regs[4] = 0xfff0;
+    let code = asm(16, |a| {
+        a.mov(al, 0x5au32)?;
+        a.out(0x80u32, al)?;
+        a.out(0x81u32, al)?;
+        a.ud2()
+    });
+    let (mut cpu, probe) = machine(s, &code);
+    bitmap(&cpu, 0x68, &allowing(&[0x80]));
+    let (stop, e, log) = outcome(&mut cpu, &probe);
+    assert_eq!((stop, e), (GP, Some((0, 4))));
+    assert_eq!(log, vec![('w', 0, 1, 0x5a)]);
 }

@@ -13,7 +13,8 @@ use rqemu_softmmu_vl::pc::Pc;
 pub const TIME_LIMIT: Duration = Duration::from_secs(20);
 /// The status a guest stopped by the time limit gets (not a status isa-debug-exit can give: it is even).
 pub const TIMEOUT_STATUS: i32 = -2;
-/// The status of a fatal stop (triple fault, undeliverable exception), as the binary gives it.
+/// The status of a fatal stop (an exception a CPU in `ExceptionMode::Stop` does not deliver), as the binary
+/// gives it. A triple fault is not one: under the runner's `-no-reboot` it ends the machine with status 0.
 pub const FATAL_STATUS: i32 = 1;
 
 /// The backend running the guest code.
@@ -27,7 +28,7 @@ pub enum Backend {
 /// What a guest run gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GuestRun {
-    /// The exit status: isa-debug-exit's, [`FATAL_STATUS`] or [`TIMEOUT_STATUS`].
+    /// The exit status: isa-debug-exit's, 0 after a triple fault (`-no-reboot`), [`FATAL_STATUS`] or [`TIMEOUT_STATUS`].
     pub status: i32,
     /// The debug console output.
     pub debugcon: String,
@@ -80,7 +81,8 @@ fn scratch() -> PathBuf {
 }
 
 /// Runs `image` (a multiboot image) on the PC with isa-debug-exit at 0xf4, the debug console and COM1 in
-/// files, and returns what it gave; a guest still running after [`TIME_LIMIT`] is stopped.
+/// files and `-no-reboot` (as QEMU's test setups: a triple fault ends the run with status 0 instead of
+/// booting the guest again), and returns what it gave; a guest still running after [`TIME_LIMIT`] is stopped.
 pub fn run_guest(image: &[u8], backend: Backend) -> GuestRun {
     run_guest_limited(image, backend, TIME_LIMIT)
 }
@@ -102,6 +104,7 @@ pub fn run_guest_limited(image: &[u8], backend: Backend, limit: Duration) -> Gue
         format!("file:{}", com1.display()),
         "-display".into(),
         "none".into(),
+        "-no-reboot".into(),
     ]
     .into();
     let opts = match options::parse(&args).expect("options") {

@@ -1,8 +1,8 @@
-//! I/O guests: the debug console and COM1 (whose output is checked here too).
+//! I/O guests: the debug console, COM1 (whose output is checked here too) and the TSS I/O bitmap at ring 3.
 
 use rqemu_tests::{all, run_guest, Backend};
 
-rqemu_tests::guest_tests!(io_debugcon);
+rqemu_tests::guest_tests!(io_debugcon, io_bitmap);
 
 #[test]
 fn io_serial() {

@@ -61,6 +61,61 @@ fn is_linux_bzimage(image: &[u8]) -> bool {
     image.get(0x202..0x206) == Some(b"HdrS")
 }
 
+/// A multiboot kernel with its command line and modules, as read at start: kept so that a machine reset boots
+/// it again ([`KernelImage::load`]) the way QEMU's firmware loads the image it was given at start again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelImage {
+    /// The image's bytes.
+    pub image: Vec<u8>,
+    /// The name in errors (the file name).
+    pub name: String,
+    /// The multiboot command line.
+    pub cmdline: String,
+    /// The modules: contents and command line.
+    pub modules: Vec<(Vec<u8>, String)>,
+}
+
+impl KernelImage {
+    /// Reads `-kernel` and its `-initrd` modules as `opts` gives them.
+    pub fn read(opts: &Options, kernel: &Path) -> Result<KernelImage, StartError> {
+        let image = read_file("-kernel", kernel)?;
+        // QEMU's module syntax: comma-separated, each a file name optionally followed by arguments; the
+        // whole item is the module's command line.
+        let mut modules = Vec::new();
+        for item in opts
+            .initrd
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter(|i| !i.is_empty())
+        {
+            let file = item.split(' ').next().unwrap_or(item);
+            modules.push((read_file("-initrd", Path::new(file))?, item.to_string()));
+        }
+        let name = kernel.display().to_string();
+        let cmdline = match &opts.append {
+            Some(a) => format!("{name} {a}"),
+            None => name.clone(),
+        };
+        Ok(KernelImage {
+            image,
+            name,
+            cmdline,
+            modules,
+        })
+    }
+
+    /// Loads the kernel and its modules through `mem` as multiboot asks (at start and at every reset).
+    pub fn load(&self, memory_map: &[E820Entry], mem: &mut dyn PhysWriter) -> Result<MultibootBoot, StartError> {
+        let modules: Vec<Module> = self
+            .modules
+            .iter()
+            .map(|(data, cmdline)| Module { data, cmdline })
+            .collect();
+        load_multiboot_image(&self.image, &self.name, &self.cmdline, &modules, memory_map, mem)
+    }
+}
+
 /// Reads the kernel and the modules, and loads them through `mem` as multiboot asks.
 pub fn load_multiboot(
     opts: &Options,
@@ -68,30 +123,7 @@ pub fn load_multiboot(
     memory_map: &[E820Entry],
     mem: &mut dyn PhysWriter,
 ) -> Result<MultibootBoot, StartError> {
-    let image = read_file("-kernel", kernel)?;
-    // QEMU's module syntax: comma-separated, each a file name optionally followed by arguments; the whole
-    // item is the module's command line.
-    let items: Vec<&str> = opts
-        .initrd
-        .as_deref()
-        .map(|s| s.split(',').filter(|i| !i.is_empty()).collect())
-        .unwrap_or_default();
-    let mut datas = Vec::with_capacity(items.len());
-    for item in &items {
-        let file = item.split(' ').next().unwrap_or(item);
-        datas.push(read_file("-initrd", Path::new(file))?);
-    }
-    let modules: Vec<Module> = items
-        .iter()
-        .zip(&datas)
-        .map(|(cmdline, data)| Module { data, cmdline })
-        .collect();
-    let name = kernel.display().to_string();
-    let cmdline = match &opts.append {
-        Some(a) => format!("{name} {a}"),
-        None => name.clone(),
-    };
-    load_multiboot_image(&image, &name, &cmdline, &modules, memory_map, mem)
+    KernelImage::read(opts, kernel)?.load(memory_map, mem)
 }
 
 /// Loads a multiboot `image` already in memory (the wasm32 build has no files) with its command line and
@@ -124,9 +156,27 @@ pub fn load_multiboot_image(
 
 /// Writes the boot GDT and returns the CPU state at the kernel's entry (see the module doc).
 pub fn multiboot_state(boot: &MultibootBoot, mem: &mut dyn PhysWriter) -> Result<X86CpuState, StartError> {
-    mem.write_phys(GDT_ADDR, &gdt_bytes())
-        .map_err(|_| StartError(format!("cannot write the boot GDT at {GDT_ADDR:#x}: not in RAM")))?;
     let mut s = X86CpuState::new();
+    enter_multiboot(boot, &mut s, mem)?;
+    Ok(s)
+}
+
+/// Writes the boot GDT and puts `s` (a CPU just after RESET) at the kernel's entry (see the module doc).
+pub fn enter_multiboot(boot: &MultibootBoot, s: &mut X86CpuState, mem: &mut dyn PhysWriter) -> Result<(), StartError> {
+    write_boot_gdt(mem)?;
+    set_multiboot_entry(boot, s);
+    Ok(())
+}
+
+/// Writes the boot GDT at [`GDT_ADDR`].
+pub fn write_boot_gdt(mem: &mut dyn PhysWriter) -> Result<(), StartError> {
+    mem.write_phys(GDT_ADDR, &gdt_bytes())
+        .map_err(|_| StartError(format!("cannot write the boot GDT at {GDT_ADDR:#x}: not in RAM")))
+}
+
+/// Puts `s` (a CPU just after RESET) at the kernel's entry, its segments loaded from the boot GDT (which
+/// [`write_boot_gdt`] writes).
+pub fn set_multiboot_entry(boot: &MultibootBoot, s: &mut X86CpuState) {
     s.regs = [0; 16];
     s.regs[reg::RAX] = u64::from(boot.magic);
     s.regs[reg::RBX] = u64::from(boot.info_addr);
@@ -142,7 +192,6 @@ pub fn multiboot_state(boot: &MultibootBoot, mem: &mut dyn PhysWriter) -> Result
     s.gdt.limit = (GDT.len() * 8 - 1) as u32;
     s.idt = SegmentCache::flat(0, 0);
     s.idt.limit = 0;
-    Ok(s)
 }
 
 /// Real-mode flags of a code segment after reset: present, code/data, execute/read, accessed.

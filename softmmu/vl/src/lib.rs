@@ -5,7 +5,7 @@
 //! | [`options`] | the command-line parser: [`options::parse`] gives an [`options::Action`] |
 //! | [`pc`] | the PC: RAM around the PCI hole, the `-bios` ROM, the CPU, the devices on the port-I/O space |
 //! | [`boot`] | the CPU's start state: multiboot entry in 32-bit protected mode, or the reset vector |
-//! | [`main_loop`] | running the CPU in slices, timers, host input, halt, isa-debug-exit and fatal stops |
+//! | [`main_loop`] | running the CPU in slices, timers, host input, halt, isa-debug-exit, triple-fault reset, fatal stops |
 //! | [`machine`] | the PC run from an in-memory multiboot image with captured output and virtual time (wasm32) |
 //!
 //! [`run_cli`] ties them together for the binary; docs/system.md describes the options and the machine.

@@ -37,6 +37,9 @@ pub struct MachineConfig {
     pub debug_exit: bool,
     /// Virtual time added before each slice.
     pub time_step_ns: u64,
+    /// The binary's `-no-reboot`: a triple fault (a reset request) ends the machine with status 0 instead of
+    /// resetting it and booting the image again.
+    pub no_reboot: bool,
 }
 
 impl Default for MachineConfig {
@@ -47,6 +50,7 @@ impl Default for MachineConfig {
             accel: AccelOptions::default(),
             debug_exit: true,
             time_step_ns: DEFAULT_TIME_STEP_NS,
+            no_reboot: false,
         }
     }
 }
@@ -135,6 +139,7 @@ impl Machine {
         }
         opts.ram_size = config.ram_size;
         opts.accel = config.accel;
+        opts.no_reboot = config.no_reboot;
         opts.serial = CharTarget::Null;
         opts.debugcon = CharTarget::Null;
         if config.debug_exit {
@@ -266,11 +271,30 @@ mod tests {
     }
 
     #[test]
-    fn an_undeliverable_exception_is_fatal_with_status_1() {
-        // ud2 with no IDT.
-        let mut m = Machine::from_multiboot_bytes(&image(&[0x0f, 0x0b]), &MachineConfig::default()).unwrap();
+    fn a_triple_fault_resets_or_ends_with_status_0_under_no_reboot() {
+        // ud2 with no IDT: a triple fault. With no_reboot (the binary's -no-reboot): status 0.
+        let config = MachineConfig {
+            no_reboot: true,
+            ..MachineConfig::default()
+        };
+        let mut m = Machine::from_multiboot_bytes(&image(&[0x0f, 0x0b]), &config).unwrap();
         let r = m.run(100);
-        assert!(matches!(r.end, RunEnd::Fatal(_)), "{:?}", r.end);
-        assert_eq!(r.exit_status(), Some(1));
+        assert_eq!((r.end.clone(), r.exit_status()), (RunEnd::Exit(0), Some(0)));
+        // Without: the machine resets and boots the image again. This one counts its boots at 0x500
+        // (inc dword [0x500]; cmp dword [0x500], 3; jne ud2; out 0xf4, al with al = 5) and exits on the third.
+        let code = [
+            0xff, 0x05, 0x00, 0x05, 0x00, 0x00, // inc dword [0x500]
+            0x83, 0x3d, 0x00, 0x05, 0x00, 0x00, 0x03, // cmp dword [0x500], 3
+            0x75, 0x04, // jne +4
+            0xb0, 0x05, // mov al, 5
+            0xe6, 0xf4, // out 0xf4, al
+            0x0f, 0x0b, // ud2
+        ];
+        let mut m = Machine::from_multiboot_bytes(&image(&code), &MachineConfig::default()).unwrap();
+        let r = m.run(100);
+        assert_eq!(r.end, RunEnd::Exit(11));
+        let mut count = [0u8; 4];
+        m.pc().read_phys(0x500, &mut count);
+        assert_eq!(u32::from_le_bytes(count), 3);
     }
 }

@@ -6,9 +6,13 @@
 //! - **Halt.** A halted CPU sleeps on the host ([`Host::wait`]) until the next timer deadline or host input,
 //!   never spinning; the CPU wakes when the PIC (its interrupt controller, see [`crate::pc`]) has a request
 //!   it takes.
-//! - **Exceptions.** target-i386 delivers them through the IDT. What it cannot deliver ends the emulator with a
-//!   fatal message and the register dump ([`Outcome::Fatal`], exit status 1): a triple fault (no reset is
-//!   emulated yet) or, for a CPU in `ExceptionMode::Stop`, any exception.
+//! - **Exceptions.** target-i386 delivers them through the IDT. A triple fault is a machine reset request, as
+//!   in QEMU: the machine is reset and boots again ([`Pc::reset`], then the translated code is flushed), or
+//!   with `-no-reboot` ([`Pc::no_reboot`]) the loop ends with [`Outcome::Exit`]`(0)`, QEMU's status for a
+//!   guest reset under `-no-reboot` (the reset becomes a shutdown, which ends QEMU with status 0). Both are
+//!   silent, as in QEMU, unless `-d int` is on: then "Triple fault" and the register dump are logged. A guest
+//!   that triple-faults forever reboots forever, as in QEMU. For a CPU in `ExceptionMode::Stop`, any
+//!   exception ends the emulator with a fatal message and the register dump ([`Outcome::Fatal`], status 1).
 //!
 //! The host side (sleeping, stdin) is behind the [`Host`] trait so tests and the wasm32 page can drive it.
 //! [`run_for`] runs a bounded number of slices, for callers that must return to their host (on wasm32 the
@@ -16,6 +20,7 @@
 
 use std::time::Duration;
 
+use rqemu_accel::log::{self, LogMask};
 use rqemu_accel::{CpuExec, StopReason};
 use rqemu_target_i386::cpu::seg;
 use rqemu_target_i386::dump::format_exception;
@@ -140,13 +145,33 @@ fn exception_message(pc: &Pc, vector: u64) -> String {
     )
 }
 
-/// The fatal message of a triple fault: there is no reset yet, so the emulator ends (as QEMU's
-/// `-no-reboot` does, but with status 1).
-fn triple_fault_message(pc: &Pc) -> String {
-    format!(
-        "fatal: triple fault (the CPU could not deliver a double fault); reset is not emulated yet\n{}",
-        pc.cpu.state()
-    )
+/// A triple fault: QEMU's reset request. Logged with `-d int`; then `-no-reboot` ends the machine with
+/// status 0, else the machine is reset and the translated code dropped (`None`: run on).
+fn triple_fault(pc: &mut Pc, exec: &mut CpuExec) -> Option<Outcome> {
+    if log::enabled(LogMask::INT) {
+        log::log(
+            LogMask::INT,
+            &format!(
+                "Triple fault: {}\n{}",
+                if pc.no_reboot {
+                    "shutting down (-no-reboot)"
+                } else {
+                    "resetting the machine"
+                },
+                pc.cpu.state()
+            ),
+        );
+    }
+    if pc.no_reboot {
+        return Some(Outcome::Exit(0));
+    }
+    if let Err(e) = pc.reset() {
+        return Some(Outcome::Fatal(format!(
+            "fatal: the machine cannot boot again after a reset: {e}"
+        )));
+    }
+    exec.flush();
+    None
 }
 
 /// Runs the machine until it ends.
@@ -186,7 +211,11 @@ pub fn run_for(pc: &mut Pc, exec: &mut CpuExec, host: &mut dyn Host, slices: u64
                 let input = host.wait(wait);
                 feed_input(pc, &input);
             }
-            StopReason::Cpu(STOP_TRIPLE_FAULT) => return Some(Outcome::Fatal(triple_fault_message(pc))),
+            StopReason::Cpu(STOP_TRIPLE_FAULT) => {
+                if let Some(outcome) = triple_fault(pc, exec) {
+                    return Some(outcome);
+                }
+            }
             StopReason::Cpu(code) if code & STOP_EXCEPTION != 0 => {
                 return Some(Outcome::Fatal(exception_message(pc, code & !STOP_EXCEPTION)));
             }

@@ -139,7 +139,7 @@ pub struct Options {
     pub serial: CharTarget,
     /// Where the debug console on port 0xe9 goes (`-debugcon`, or the default).
     pub debugcon: CharTarget,
-    /// `-no-reboot` (accepted; there is no reset yet: a triple fault ends the emulator anyway).
+    /// `-no-reboot`: a reset request (a triple fault) ends the emulator with status 0 instead of resetting.
     pub no_reboot: bool,
     /// `-no-shutdown` (accepted; there is no shutdown device yet).
     pub no_shutdown: bool,
@@ -244,8 +244,8 @@ Devices and character backends (stdio, null, file:path, none):
                         no graphical display)
 -display none           no display, and COM1 and the debug console go nowhere unless given
 -nodefaults             no default COM1 or debug console
--no-reboot, -no-shutdown
-                        accepted (no reset or shutdown device yet)
+-no-reboot              exit (status 0) instead of resetting on a triple fault
+-no-shutdown            accepted (no shutdown device yet)
 
 Debugging:
 -d item[,...]           log items (-d help lists)

@@ -254,6 +254,12 @@ pub struct Pc {
     pub layout: RamLayout,
     /// How the CPU starts.
     pub boot: BootPath,
+    /// The multiboot kernel (with its command line and modules) a reset boots again; `None` with `-bios`.
+    pub kernel: Option<boot::KernelImage>,
+    /// `-no-reboot`: a reset request (a triple fault) ends the emulator instead.
+    pub no_reboot: bool,
+    /// The guest RAM block.
+    ram_id: RamId,
 }
 
 /// Maps the firmware image: whole at 4 GiB − size, its tail again below 1 MiB (over RAM).
@@ -278,18 +284,6 @@ fn map_bios(space: &mut AddressSpace, image: &[u8], name: &str) -> Result<BiosLa
         )
         .map_err(|e| bad(format!("cannot map below 1 MiB: {e:?}")))?;
     Ok(layout)
-}
-
-/// The kernel the machine boots, if any.
-enum KernelSource<'a> {
-    /// `-kernel`: the file (and `-initrd` files) read at start.
-    File(&'a Path),
-    /// An image in memory with its multiboot command line, no modules.
-    Image {
-        bytes: &'a [u8],
-        name: &'a str,
-        cmdline: &'a str,
-    },
 }
 
 /// The two character sinks, COM1's then the debug console's (`None`: that device is absent).
@@ -325,7 +319,10 @@ impl Pc {
             None => None,
         };
         let bios = bios.as_ref().map(|(image, name)| (image.as_slice(), name.as_str()));
-        let kernel = opts.kernel.as_deref().map(KernelSource::File);
+        let kernel = match opts.kernel.as_deref() {
+            Some(path) => Some(boot::KernelImage::read(opts, path)?),
+            None => None,
+        };
         let sinks = || Ok((sink("-serial", &opts.serial)?, sink("-debugcon", &opts.debugcon)?));
         Pc::build(opts, bios, kernel, sinks, clock, request)
     }
@@ -343,10 +340,11 @@ impl Pc {
         clock: Box<dyn ClockSource>,
         request: ExitRequest,
     ) -> Result<Pc, StartError> {
-        let kernel = KernelSource::Image {
-            bytes: image,
-            name,
-            cmdline,
+        let kernel = boot::KernelImage {
+            image: image.to_vec(),
+            name: name.to_string(),
+            cmdline: cmdline.to_string(),
+            modules: Vec::new(),
         };
         Pc::build(opts, None, Some(kernel), || Ok(sinks), clock, request)
     }
@@ -356,7 +354,7 @@ impl Pc {
     fn build(
         opts: &Options,
         bios: Option<(&[u8], &str)>,
-        kernel: Option<KernelSource>,
+        kernel: Option<boot::KernelImage>,
         sinks: impl FnOnce() -> Result<Sinks, StartError>,
         clock: Box<dyn ClockSource>,
         request: ExitRequest,
@@ -375,23 +373,17 @@ impl Pc {
             .ram(ram_id)
             .ok_or_else(|| StartError("guest RAM vanished".into()))?;
         let mut writer = RamWriter { ram, layout };
-        let (boot, state) = match kernel {
+        let (boot, state) = match &kernel {
             Some(kernel) => {
-                let map = layout.memory_map();
-                let mb = match kernel {
-                    KernelSource::File(path) => boot::load_multiboot(opts, path, &map, &mut writer)?,
-                    KernelSource::Image { bytes, name, cmdline } => {
-                        boot::load_multiboot_image(bytes, name, cmdline, &[], &map, &mut writer)?
-                    }
-                };
+                let mb = kernel.load(&layout.memory_map(), &mut writer)?;
                 let state = boot::multiboot_state(&mb, &mut writer)?;
                 (BootPath::Multiboot(mb), state)
             }
             None => (BootPath::Reset, boot::reset_state()),
         };
 
-        // Exceptions are delivered through the IDT (target-i386's default mode); the main loop ends the
-        // emulator on a triple fault.
+        // Exceptions are delivered through the IDT (target-i386's default mode); the main loop resets the
+        // machine on a triple fault ([`Pc::reset`]), or ends the emulator with `-no-reboot`.
         let mut cpu = X86Cpu::new(space, state);
         let clock = VirtualClock::new(clock);
         let timers = Timers::new();
@@ -456,7 +448,45 @@ impl Pc {
             exit,
             layout,
             boot,
+            kernel,
+            no_reboot: opts.no_reboot,
+            ram_id,
         })
+    }
+
+    /// A machine reset (QEMU's `qemu_system_reset`, for a triple fault): the CPU to its RESET state, the PIC
+    /// pair, the PIT and COM1 reset, then the machine boots again as it booted at start. With `-bios` the CPU
+    /// starts at the reset vector (the RESET state itself); with `-kernel` the multiboot image and its
+    /// modules (as read at start) are loaded again and the CPU is put at the kernel's entry again: QEMU
+    /// reboots through its firmware, which loads the image again; rqemu has no firmware, so it runs its boot
+    /// setup again. RAM is not cleared (as on real hardware), except what that boot setup rewrites. The
+    /// caller flushes the translated code (the accel's `CpuExec::flush`). An error (not expected: the image
+    /// loaded at start) means the machine cannot boot again.
+    pub fn reset(&mut self) -> Result<(), StartError> {
+        self.cpu.reset();
+        self.pic.borrow_mut().reset();
+        self.pit.borrow_mut().reset();
+        if let Some(uart) = &self.com1 {
+            uart.borrow_mut().reset();
+        }
+        let Some(kernel) = &self.kernel else {
+            self.boot = BootPath::Reset;
+            return Ok(());
+        };
+        let (layout, ram_id) = (self.layout, self.ram_id);
+        let mb = self.cpu.memory().with(|m| -> Result<MultibootBoot, StartError> {
+            let ram = m
+                .space_mut()
+                .ram(ram_id)
+                .ok_or_else(|| StartError("guest RAM vanished".into()))?;
+            let mut writer = RamWriter { ram, layout };
+            let mb = kernel.load(&layout.memory_map(), &mut writer)?;
+            boot::write_boot_gdt(&mut writer)?;
+            Ok(mb)
+        })?;
+        boot::set_multiboot_entry(&mb, self.cpu.state_mut());
+        self.boot = BootPath::Multiboot(mb);
+        Ok(())
     }
 
     /// Reads guest-physical memory (tests and diagnostics).

@@ -11,8 +11,12 @@
 //! - `ins`/`outs` run one iteration per TB execution, like the other string instructions (`string.rs`), so a
 //!   `rep` is restartable after every element. `ins` reads the port before storing to ES:rDI: a store that
 //!   faults loses the element (QEMU probes the destination first).
-//! - I/O permission is not checked yet: no IOPL or TSS I/O bitmap (#GP) at CPL > 0 — every port is allowed,
-//!   which is right at CPL 0. That comes with the system issue (protection checks).
+//! - I/O permission ([`check_io`], through the `io_check(port, size)` helper): in protected mode at
+//!   CPL > IOPL, and always in vm86 mode, the ports accessed must be allowed by the I/O permission bitmap of
+//!   the current 32/64-bit TSS, else #GP(0). The check runs before the access and before any state change
+//!   (ins/outs: before each element, also when a `rep` count is 0, as QEMU does). The translator emits it only
+//!   when the TB flags allow a CPL > IOPL (protected mode at CPL > 0, or vm86): CPL 0 and real mode pay
+//!   nothing. IOPL is read from EFLAGS at run time (it is not in the TB flags).
 
 use iced_x86::{Mnemonic, OpKind, Register};
 use rqemu_tcg::{Cond, Func, HelperFlags, HelperId, HelperInfo, TargetDesc, Temp, Type};
@@ -20,9 +24,65 @@ use rqemu_tcg::{Cond, Func, HelperFlags, HelperId, HelperInfo, TargetDesc, Temp,
 use super::operand::{gen_ext, memop};
 use super::{DisasContext, DisasJump, EXIT_LOOKUP};
 use crate::cc::Size;
-use crate::cpu::{reg, seg};
+use crate::cpu::{eflags, reg, seg, X86CpuState, DESC_P};
 use crate::desc::{global, I386Target};
 use crate::machine::with_sys;
+use crate::paging::Privilege;
+use crate::seg_helper::{cpl, is_long_active, is_protected, is_vm86, DESC_TYPE_MASK, DESC_TYPE_SHIFT};
+use crate::sysmem::{Fault, SysMem};
+
+/// Offset of the 16-bit I/O map base field in a 32-bit or 64-bit TSS.
+const TSS_IO_MAP_BASE: u64 = 0x66;
+
+/// The I/O permission check of an access to ports `port..port + size` (`size` 1, 2 or 4) in state `s`,
+/// reading the TSS through `mem` with [`Privilege::Implicit`]:
+/// - real mode, or protected mode (not vm86) with CPL ≤ IOPL: allowed, nothing read;
+/// - otherwise TR must hold a present 32/64-bit TSS (available or busy type) whose limit covers the I/O map
+///   base (offset 0x66); the two bitmap bytes at `base + port / 8` must lie within the TSS limit, and every
+///   bit of the accessed ports must be 0. Anything else is #GP(0); a fault reading the TSS (#PF) is returned
+///   as it is.
+pub(crate) fn check_io<M: SysMem + ?Sized>(s: &X86CpuState, mem: &mut M, port: u16, size: u8) -> Result<(), Fault> {
+    if !is_protected(s) {
+        return Ok(());
+    }
+    let iopl = ((s.eflags & eflags::IOPL) >> 12) as u8;
+    if !is_vm86(s) && cpl(s) <= iopl {
+        return Ok(());
+    }
+    let tr = &s.tr;
+    let typ = (tr.flags & DESC_TYPE_MASK) >> DESC_TYPE_SHIFT;
+    let limit = u64::from(tr.limit);
+    if tr.flags & DESC_P == 0 || (typ != 9 && typ != 11) || limit < TSS_IO_MAP_BASE + 1 {
+        return Err(Fault::gp(0));
+    }
+    let long = is_long_active(s);
+    let linear = |off: u64| {
+        let a = tr.base.wrapping_add(off);
+        if long {
+            a
+        } else {
+            a & 0xffff_ffff
+        }
+    };
+    let base = mem.read(linear(TSS_IO_MAP_BASE), 2, Privilege::Implicit)?;
+    let at = base + u64::from(port >> 3);
+    if at + 1 > limit {
+        return Err(Fault::gp(0));
+    }
+    let bits = mem.read(linear(at), 2, Privilege::Implicit)?;
+    let mask = ((1u64 << size.clamp(1, 4)) - 1) << (port & 7);
+    if bits & mask != 0 {
+        return Err(Fault::gp(0));
+    }
+    Ok(())
+}
+
+/// `io_check(port, size)`: [`check_io`]; records #GP(0) (or the #PF of the TSS read) when denied.
+pub(crate) unsafe extern "C" fn helper_io_check(env: *mut u8, port: u64, size: u64, _: u64, _: u64, _: u64) -> u64 {
+    // SAFETY: generated code passes the CPU state it runs on; no reference to it is live.
+    unsafe { super::seg::run_sys(env, |s, m| check_io(s, m, port as u16, size as u8)) };
+    0
+}
 
 /// All ones at `size` bytes: what an access with no port space reads.
 fn ones(size: u64) -> u64 {
@@ -55,10 +115,13 @@ pub struct IoHelpers {
     pub io_in: HelperId,
     /// `io_out(port, size, value)`.
     pub io_out: HelperId,
+    /// `io_check(port, size)`: the I/O permission check ([`check_io`]). Reads globals, may fault.
+    pub io_check: HelperId,
 }
 
-/// Registers the port-I/O helpers. Neither reads or writes the globals; neither faults (no permission
-/// check yet); both have side effects (devices), so they are not PURE.
+/// Registers the port-I/O helpers. `io_in` and `io_out` neither read nor write the globals and never fault
+/// (the permission check is `io_check`, emitted before them when needed); both have side effects (devices),
+/// so they are not PURE. `io_check` reads the globals (EFLAGS.IOPL, the segment state) and may fault.
 pub(crate) fn register_io_helpers(t: &mut TargetDesc) -> IoHelpers {
     let io_in = t.helpers.register(HelperInfo {
         name: "io_in",
@@ -74,7 +137,18 @@ pub(crate) fn register_io_helpers(t: &mut TargetDesc) -> IoHelpers {
         args: &[Type::I64, Type::I64, Type::I64],
         ret: None,
     });
-    IoHelpers { io_in, io_out }
+    let io_check = t.helpers.register(HelperInfo {
+        name: "io_check",
+        func: helper_io_check,
+        flags: HelperFlags::READS_GLOBALS | HelperFlags::MAY_FAULT,
+        args: &[Type::I64, Type::I64],
+        ret: None,
+    });
+    IoHelpers {
+        io_in,
+        io_out,
+        io_check,
+    }
 }
 
 impl DisasContext<'_> {
@@ -117,6 +191,17 @@ impl DisasContext<'_> {
         t
     }
 
+    /// Emits the I/O permission check of port operand `n` for `size` bytes, when the TB flags allow
+    /// CPL > IOPL (protected mode at CPL > 0, or vm86 mode); at CPL 0 and in real mode it is always allowed.
+    fn gen_io_check(&mut self, f: &mut Func, n: u32, size: Size) {
+        if !(self.flags.pe && (self.flags.cpl > 0 || self.flags.vm86)) {
+            return;
+        }
+        let port = self.io_port(f, n);
+        let bytes = f.constant(Type::I64, size.bytes() as u64);
+        f.call(self.target.helpers.io.io_check, None, &[port, bytes]);
+    }
+
     /// Ends the TB after an output at `dest`, back through the loop.
     fn io_exit(&mut self, f: &mut Func, dest: u64) {
         let rip = I386Target::global(global::RIP);
@@ -134,6 +219,7 @@ impl DisasContext<'_> {
         let bytes = f.constant(Type::I64, size.bytes() as u64);
         match self.insn.mnemonic() {
             M::In => {
+                self.gen_io_check(f, 1, size);
                 let port = self.io_port(f, 1);
                 let v = f.new_ebb_temp(Type::I64);
                 f.call(self.target.helpers.io.io_in, Some(v), &[port, bytes]);
@@ -141,6 +227,7 @@ impl DisasContext<'_> {
                 true
             }
             M::Out => {
+                self.gen_io_check(f, 0, size);
                 let port = self.io_port(f, 0);
                 let v = self.read_reg_n(f, reg::RAX, size);
                 f.call(self.target.helpers.io.io_out, None, &[port, bytes, v]);
@@ -162,6 +249,7 @@ impl DisasContext<'_> {
             OpKind::MemoryESEDI | OpKind::MemorySegESI => Size::L,
             _ => Size::Q,
         };
+        self.gen_io_check(f, port_op, size);
         let rep = self.insn.has_rep_prefix() || self.insn.has_repne_prefix();
         let zero = f.constant(Type::I64, 0);
         let done = rep.then(|| {
