@@ -282,6 +282,17 @@ pub fn set_resume(a: &mut CodeAssembler, label: CodeLabel) -> Asm {
     }
 }
 
+/// From 32-bit protected mode at CPL 0: iretd to `target` in the 32-bit ring-3 code segment, on
+/// [`USER_STACK`], with EFLAGS = 2 (IF clear, IOPL 0).
+pub fn iret_to_ring3(a: &mut CodeAssembler, target: u32) -> Asm {
+    a.push(u32::from(SEL_UDATA | 3))?;
+    a.push(USER_STACK)?;
+    a.push(0x2u32)?;
+    a.push(u32::from(SEL_UCODE32 | 3))?;
+    a.push(target)?;
+    a.iretd()
+}
+
 /// From 32-bit protected mode with paging off: enables PAE, loads [`PML4`], sets EFER.LME, NXE and SCE,
 /// enables paging and jumps to `target` in 64-bit code, where [`long_prelude`] should run first.
 pub fn enter_long(a: &mut CodeAssembler, target: u32) -> Asm {

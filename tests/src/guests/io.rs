@@ -54,14 +54,7 @@ fn bitmap() -> GuestTest {
     let mut map = vec![0xffu8; 0x21];
     map[0xe9 / 8] &= !(1 << (0xe9 % 8));
     g.data(TSS32 + 0x68, &map);
-    g.entry(|a| {
-        a.push(u32::from(SEL_UDATA | 3))?;
-        a.push(USER_STACK)?;
-        a.push(0x2u32)?;
-        a.push(u32::from(SEL_UCODE32 | 3))?;
-        a.push(AUX)?;
-        a.iretd()
-    });
+    g.entry(|a| iret_to_ring3(a, AUX));
     g.code(AUX, 32, |a| {
         print(a, "user\n")?;
         let mut r1 = a.create_label();

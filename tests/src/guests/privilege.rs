@@ -19,12 +19,7 @@ fn ring3_pm() -> GuestTest {
     g.entry(|a| {
         // The #GP of cli resumes at the instruction after it (cli is one byte).
         a.mov(dword_ptr(RESUME), AUX + 1)?;
-        a.push(u32::from(SEL_UDATA | 3))?;
-        a.push(USER_STACK)?;
-        a.push(0x2u32)?;
-        a.push(u32::from(SEL_UCODE32 | 3))?;
-        a.push(AUX)?;
-        a.iretd()
+        iret_to_ring3(a, AUX)
     });
     g.code(AUX, 32, |a| {
         a.cli()?;
