@@ -3,10 +3,11 @@
 //! self-modifying code, and the wasm32 backend (embedded engine) as the hot tier with the TLB inlined.
 //! Programs end with `ud2`, which stops the loop with `STOP_EXCEPTION | #UD` (no IDT delivery yet).
 
+mod sysenv;
+
 use iced_x86::code_asm::*;
 use rqemu_accel::{AccelOptions, CpuExec, StopReason, TierConfig};
 use rqemu_include::MemOp;
-use rqemu_softmmu::{AddressSpace, MmioDevice, RamBlock};
 use rqemu_target_i386::cpu::excp;
 use rqemu_target_i386::machine::MMU_KERNEL;
 use rqemu_target_i386::{X86Cpu, X86CpuState, X86Exception, STOP_EXCEPTION};
@@ -18,43 +19,9 @@ const DATA: u64 = 0x1_0000;
 const DATA_SIZE: u64 = 0x1_0000;
 const STACK_TOP: u64 = 0x8_0000;
 
-/// Guest RAM as an MMIO device: every access takes the slow path (the embedded wasm32 engine cannot use a
-/// native addend from the inlined TLB fast path, so the data the hot code reads must be flagged).
-struct SlowRam(Vec<u8>);
-
-impl MmioDevice for SlowRam {
-    fn read(&mut self, offset: u64, size: u32) -> u64 {
-        let mut b = [0u8; 8];
-        let o = offset as usize;
-        b[..size as usize].copy_from_slice(&self.0[o..o + size as usize]);
-        u64::from_le_bytes(b)
-    }
-    fn write(&mut self, offset: u64, size: u32, value: u64) {
-        let o = offset as usize;
-        self.0[o..o + size as usize].copy_from_slice(&value.to_le_bytes()[..size as usize]);
-    }
-}
-
 /// A CPU in 64-bit flat mode at `CODE` over 1 MiB of RAM (the data area an MMIO device when `slow_data`).
 fn machine(slow_data: bool) -> X86Cpu {
-    let mut space = AddressSpace::new();
-    let ram = space.add_ram(RamBlock::new(RAM_SIZE).unwrap());
-    if slow_data {
-        space.map_ram(0, DATA, ram, 0).unwrap();
-        space
-            .map_mmio(DATA, DATA_SIZE, Box::new(SlowRam(vec![0; DATA_SIZE as usize])))
-            .unwrap();
-        let rest = DATA + DATA_SIZE;
-        space.map_ram(rest, RAM_SIZE - rest, ram, rest).unwrap();
-    } else {
-        space.map_ram(0, RAM_SIZE, ram, 0).unwrap();
-    }
-    let mut state = X86CpuState::new_long_mode(CODE);
-    state.regs[4] = STACK_TOP;
-    let mut cpu = X86Cpu::new(space, state);
-    // No IDT: exceptions stop the loop (STOP_EXCEPTION | vector).
-    cpu.set_exception_mode(rqemu_target_i386::ExceptionMode::Stop);
-    cpu
+    sysenv::flat_long_mode(CODE, RAM_SIZE, (DATA, DATA_SIZE), slow_data, STACK_TOP)
 }
 
 fn write(cpu: &X86Cpu, addr: u64, bytes: &[u8]) {

@@ -4,12 +4,12 @@
 //! configuration and counts strictly increasing TSC reads; int3, int n and int1 (64-bit code) and into (32-bit
 //! code) stop the loop as traps (rip after them) and the program resumes from there, also once their TB is hot.
 
+mod sysenv;
+
 use iced_x86::code_asm::*;
-use rqemu_accel::{AccelOptions, CpuExec, StopReason, TierConfig};
-use rqemu_softmmu::{AddressSpace, MmioDevice, RamBlock};
+use rqemu_accel::{CpuExec, StopReason};
 use rqemu_target_i386::cpu::excp;
-use rqemu_target_i386::{X86Cpu, X86CpuState, STOP_EXCEPTION};
-use rqemu_tcg_tci::Tci;
+use rqemu_target_i386::{X86Cpu, STOP_EXCEPTION};
 
 const RAM_SIZE: u64 = 0x10_0000;
 const CODE: u64 = 0x1000;
@@ -18,41 +18,8 @@ const DATA_SIZE: u64 = 0x1_0000;
 /// The stack lives in the data area, so hot code on the embedded engine reaches it through the slow path.
 const STACK_TOP: u64 = DATA + DATA_SIZE - 0x100;
 
-/// Guest RAM as an MMIO device (every access takes the slow path; see `tests/machine.rs`).
-struct SlowRam(Vec<u8>);
-
-impl MmioDevice for SlowRam {
-    fn read(&mut self, offset: u64, size: u32) -> u64 {
-        let mut b = [0u8; 8];
-        let o = offset as usize;
-        b[..size as usize].copy_from_slice(&self.0[o..o + size as usize]);
-        u64::from_le_bytes(b)
-    }
-    fn write(&mut self, offset: u64, size: u32, value: u64) {
-        let o = offset as usize;
-        self.0[o..o + size as usize].copy_from_slice(&value.to_le_bytes()[..size as usize]);
-    }
-}
-
 fn machine(slow_data: bool) -> X86Cpu {
-    let mut space = AddressSpace::new();
-    let ram = space.add_ram(RamBlock::new(RAM_SIZE).unwrap());
-    if slow_data {
-        space.map_ram(0, DATA, ram, 0).unwrap();
-        space
-            .map_mmio(DATA, DATA_SIZE, Box::new(SlowRam(vec![0; DATA_SIZE as usize])))
-            .unwrap();
-        let rest = DATA + DATA_SIZE;
-        space.map_ram(rest, RAM_SIZE - rest, ram, rest).unwrap();
-    } else {
-        space.map_ram(0, RAM_SIZE, ram, 0).unwrap();
-    }
-    let mut state = X86CpuState::new_long_mode(CODE);
-    state.regs[4] = STACK_TOP;
-    let mut cpu = X86Cpu::new(space, state);
-    // No IDT: exceptions stop the loop (STOP_EXCEPTION | vector).
-    cpu.set_exception_mode(rqemu_target_i386::ExceptionMode::Stop);
-    cpu
+    sysenv::flat_long_mode(CODE, RAM_SIZE, (DATA, DATA_SIZE), slow_data, STACK_TOP)
 }
 
 fn write(cpu: &X86Cpu, addr: u64, bytes: &[u8]) {
@@ -63,36 +30,6 @@ fn asm(at: u64, build: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>)
     let mut a = CodeAssembler::new(64).unwrap();
     build(&mut a).unwrap();
     a.assemble(at).unwrap()
-}
-
-/// tci alone, or tci with the embedded wasm32 engine as the hot tier (TLB inlined, threshold 10).
-fn exec(hot: bool) -> CpuExec {
-    if !hot {
-        return CpuExec::with_backends(Box::new(Tci::new()), None, AccelOptions::default());
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rqemu_tcg_wasm32::engine::EmbeddedWasm32;
-        use rqemu_tcg_wasm32::TlbAbi;
-        let mut engine = EmbeddedWasm32::new();
-        engine.set_tlb(Some(TlbAbi {
-            offset_from_env: rqemu_target_i386::cpu::TLB_OFFSET as i32,
-        }));
-        let opts = AccelOptions {
-            chain_limit: 64,
-            tier: TierConfig {
-                threshold: 10,
-                ..TierConfig::default()
-            },
-            ..AccelOptions::default()
-        };
-        CpuExec::with_backends(Box::new(Tci::new()), Some(Box::new(engine)), opts)
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        let _ = TierConfig::default();
-        CpuExec::with_backends(Box::new(Tci::new()), None, AccelOptions::default())
-    }
 }
 
 fn run(ex: &mut CpuExec, cpu: &mut X86Cpu) -> StopReason {
@@ -200,7 +137,7 @@ fn bmi_movbe_enter_and_rdtscp_on_tci_and_the_wasm32_hot_tier() {
         let mut cpu = machine(slow_data);
         write(&cpu, CODE, &program());
         cpu.state_mut().msrs.tsc_aux = 3;
-        let mut ex = exec(hot);
+        let mut ex = sysenv::exec(hot);
         assert_eq!(run(&mut ex, &mut cpu), UD, "hot {hot}: {}", ex.stats());
         if hot {
             let t = ex.tier_stats();
@@ -242,7 +179,7 @@ fn int3_and_int_n_stop_the_loop_as_traps_and_resume_after_them_also_when_hot() {
         int3_at += CODE + 10;
         let mut cpu = machine(true);
         write(&cpu, CODE, &code);
-        let mut ex = exec(hot);
+        let mut ex = sysenv::exec(hot);
         let mut stops = 0;
         loop {
             match run(&mut ex, &mut cpu) {
@@ -298,7 +235,7 @@ fn into_in_32_bit_code_traps_only_on_overflow_also_when_hot() {
             0x08,
             rqemu_target_i386::cpu::DESC_P | rqemu_target_i386::cpu::DESC_B,
         );
-        let mut ex = exec(hot);
+        let mut ex = sysenv::exec(hot);
         let mut stops = 0;
         loop {
             match run(&mut ex, &mut cpu) {

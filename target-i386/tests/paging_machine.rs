@@ -8,7 +8,6 @@ mod sysenv;
 
 use iced_x86::code_asm::*;
 use rqemu_accel::StopReason;
-use rqemu_softmmu::MmioDevice;
 use rqemu_target_i386::cpu::{reg, seg};
 use rqemu_target_i386::{ExceptionMode, STOP_EXCEPTION};
 use sysenv::*;
@@ -313,22 +312,6 @@ fn global_pages_survive_cr3_loads() {
 /// Physical address of the MMIO pages of the hot-tier test (above the 4 MiB of RAM).
 const SLOW: u64 = 0x80_0000;
 
-/// Memory as an MMIO device: every access takes the slow path.
-struct SlowRam(Vec<u8>);
-
-impl MmioDevice for SlowRam {
-    fn read(&mut self, offset: u64, size: u32) -> u64 {
-        let mut b = [0u8; 8];
-        let o = offset as usize;
-        b[..size as usize].copy_from_slice(&self.0[o..o + size as usize]);
-        u64::from_le_bytes(b)
-    }
-    fn write(&mut self, offset: u64, size: u32, value: u64) {
-        let o = offset as usize;
-        self.0[o..o + size as usize].copy_from_slice(&value.to_le_bytes()[..size as usize]);
-    }
-}
-
 #[test]
 fn hot_loops_at_cpl0_and_cpl3_use_their_own_tlb_entries() {
     // Loops run often enough for the embedded wasm32 engine to take them over (threshold 10): its inlined
@@ -345,7 +328,7 @@ fn hot_loops_at_cpl0_and_cpl3_use_their_own_tlb_entries() {
         sys.cpu.memory().with(|m| {
             let space = m.space_mut();
             space
-                .map_mmio(SLOW, 0x2000, Box::new(SlowRam(vec![0; 0x2000])))
+                .map_mmio(SLOW, 0x2000, Box::new(sysenv::SlowRam(vec![0; 0x2000])))
                 .unwrap();
             for i in 0..8u64 {
                 space.write(SLOW + 8 * i, 8, i + 1);

@@ -10,7 +10,7 @@
 
 use iced_x86::code_asm::{CodeAssembler, IcedError};
 use rqemu_accel::{AccelOptions, CpuExec, StopReason, TierConfig};
-use rqemu_softmmu::{AddressSpace, RamBlock};
+use rqemu_softmmu::{AddressSpace, MmioDevice, RamBlock};
 use rqemu_target_i386::cpu::{reg, seg, SegmentCache, DESC_B, DESC_L, DESC_P};
 use rqemu_target_i386::seg_helper::{
     sys_type, Descriptor, DESC_A, DESC_CS, DESC_DPL_SHIFT, DESC_G, DESC_R, DESC_S, DESC_TYPE_SHIFT, DESC_W,
@@ -335,4 +335,45 @@ impl Sys {
     pub fn linear_rip(&self) -> u64 {
         self.s().segs[seg::CS].base + self.s().rip
     }
+}
+
+/// Memory as an MMIO device: every access takes the slow path (the embedded wasm32 engine cannot use a native
+/// addend from the inlined TLB fast path, so data that hot code reads must be flagged).
+pub struct SlowRam(pub Vec<u8>);
+
+impl MmioDevice for SlowRam {
+    fn read(&mut self, offset: u64, size: u32) -> u64 {
+        let mut b = [0u8; 8];
+        let o = offset as usize;
+        b[..size as usize].copy_from_slice(&self.0[o..o + size as usize]);
+        u64::from_le_bytes(b)
+    }
+    fn write(&mut self, offset: u64, size: u32, value: u64) {
+        let o = offset as usize;
+        self.0[o..o + size as usize].copy_from_slice(&value.to_le_bytes()[..size as usize]);
+    }
+}
+
+/// The 64-bit flat machine of the loop tests: a CPU as a loader leaves it at `code`, RSP = `stack_top`, over
+/// `ram_size` bytes of RAM, with `[data, data + data_size)` a [`SlowRam`] when `slow_data`; exceptions stop the
+/// loop (`STOP_EXCEPTION | vector`: no IDT).
+pub fn flat_long_mode(code: u64, ram_size: u64, data: (u64, u64), slow_data: bool, stack_top: u64) -> X86Cpu {
+    let (data, data_size) = data;
+    let mut space = AddressSpace::new();
+    let ram = space.add_ram(RamBlock::new(ram_size).unwrap());
+    if slow_data {
+        space.map_ram(0, data, ram, 0).unwrap();
+        space
+            .map_mmio(data, data_size, Box::new(SlowRam(vec![0; data_size as usize])))
+            .unwrap();
+        let rest = data + data_size;
+        space.map_ram(rest, ram_size - rest, ram, rest).unwrap();
+    } else {
+        space.map_ram(0, ram_size, ram, 0).unwrap();
+    }
+    let mut state = X86CpuState::new_long_mode(code);
+    state.regs[reg::RSP] = stack_top;
+    let mut cpu = X86Cpu::new(space, state);
+    cpu.set_exception_mode(rqemu_target_i386::ExceptionMode::Stop);
+    cpu
 }
