@@ -121,6 +121,13 @@ pub trait CpuOps {
     /// The key of the TB to run now (QEMU's `cpu_get_tb_cpu_state`).
     fn tb_key(&self) -> TbKey;
 
+    /// Translation options for the next TB the loop looks up, once (QEMU's `cflags_next_tb`): e.g. `1` to
+    /// re-run one instruction alone after a store into the running TB was aborted. `None` (the default):
+    /// the key's own.
+    fn take_cflags_next_tb(&mut self) -> Option<u32> {
+        None
+    }
+
     /// The same, read from a CPU state pointer, for [`crate::lookup_tb_ptr_helper`] (which runs inside a
     /// TB, where only `env` is at hand). `None` (the default) makes that helper always answer 0, which sends
     /// `goto_ptr` back to the loop.

@@ -12,6 +12,7 @@
 
 use core::cell::RefCell;
 use core::fmt;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,25 +52,94 @@ impl ExitRequest {
     }
 }
 
-/// Physical ranges whose TBs must be invalidated, queued by code that cannot reach the [`CpuExec`] (a
-/// helper or device model writing guest code while a TB runs) and applied by the loop at the next TB
-/// boundary, before it looks up or follows a link. Single-threaded: keep it on the vCPU's thread.
+/// The loop's shared view of guest code for stores made while a TB runs (QEMU's `tb_invalidate_phys_page_fast`
+/// side of tb-maint): physical ranges whose TBs must be invalidated, queued by code that cannot reach the
+/// [`CpuExec`] (a helper or device model writing guest code while a TB runs) and applied by the loop at the
+/// next TB boundary, before it looks up or follows a link; and where the code of TBs with more than one
+/// instruction lies, so a store from generated code can tell whether it may be rewriting instructions of
+/// the TB that is running it ([`InvalidateQueue::hits_multi_insn_code`]). Single-threaded: keep it on the
+/// vCPU's thread.
 #[derive(Clone, Debug, Default)]
-pub struct InvalidateQueue(Rc<RefCell<Vec<(u64, u64)>>>);
+pub struct InvalidateQueue(Rc<RefCell<CodeWatch>>);
+
+#[derive(Debug, Default)]
+struct CodeWatch {
+    pending: Vec<(u64, u64)>,
+    /// Physical page -> byte ranges of multi-instruction TBs on it.
+    multi: HashMap<u64, Vec<(u64, u64)>>,
+    page_bits: u32,
+}
 
 impl InvalidateQueue {
     /// Queues the physical range `start..end`.
     pub fn push(&self, start: u64, end: u64) {
         if let Ok(mut q) = self.0.try_borrow_mut() {
-            q.push((start, end));
+            q.pending.push((start, end));
         }
+    }
+
+    /// Whether the physical range `start..end` overlaps the code of a live TB with more than one
+    /// instruction. Only such a TB can go on to run instructions after the one storing into it, so a store
+    /// from generated code that hits one must not complete inside it: the target aborts the store, and the
+    /// loop re-runs the instruction alone once the TB is gone (QEMU's `cflags_next_tb = 1`).
+    pub fn hits_multi_insn_code(&self, start: u64, end: u64) -> bool {
+        let Ok(q) = self.0.try_borrow() else { return false };
+        if q.multi.is_empty() || end <= start {
+            return false;
+        }
+        let bits = q.page_bits;
+        (start >> bits..=(end - 1) >> bits).any(|page| {
+            q.multi
+                .get(&(page << bits))
+                .is_some_and(|v| v.iter().any(|&(s, e)| s < end && start < e))
+        })
     }
 
     fn take(&self) -> Vec<(u64, u64)> {
         self.0
             .try_borrow_mut()
-            .map(|mut q| std::mem::take(&mut *q))
+            .map(|mut q| std::mem::take(&mut q.pending))
             .unwrap_or_default()
+    }
+
+    /// Records the code of a new TB (only multi-instruction ones matter).
+    fn add_tb(&self, tb: &Tb, page_bits: u32) {
+        if tb.icount < 2 {
+            return;
+        }
+        if let Ok(mut q) = self.0.try_borrow_mut() {
+            q.page_bits = page_bits;
+            for r in tb.phys_ranges(page_bits) {
+                q.multi.entry(r.0 >> page_bits << page_bits).or_default().push(r);
+            }
+        }
+    }
+
+    /// Forgets the code of a removed TB.
+    fn remove_tb(&self, tb: &Tb, page_bits: u32) {
+        if tb.icount < 2 {
+            return;
+        }
+        if let Ok(mut q) = self.0.try_borrow_mut() {
+            for r in tb.phys_ranges(page_bits) {
+                let page = r.0 >> page_bits << page_bits;
+                if let Some(v) = q.multi.get_mut(&page) {
+                    if let Some(i) = v.iter().position(|&x| x == r) {
+                        v.swap_remove(i);
+                    }
+                    if v.is_empty() {
+                        q.multi.remove(&page);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets all code (a flush).
+    fn clear_code(&self) {
+        if let Ok(mut q) = self.0.try_borrow_mut() {
+            q.multi.clear();
+        }
     }
 }
 
@@ -284,6 +354,7 @@ impl CpuExec {
     pub fn flush(&mut self) {
         self.tiering.flush();
         self.cache.clear();
+        self.invalidations.clear_code();
         self.generation += 1;
     }
 
@@ -293,7 +364,9 @@ impl CpuExec {
     pub fn invalidate_phys_range(&mut self, start: u64, end: u64) -> usize {
         let ids = self.cache.tbs_in_range(start, end);
         for &id in &ids {
-            self.cache.remove(id);
+            if let Some(tb) = self.cache.remove(id) {
+                self.invalidations.remove_tb(&tb, self.cache.page_bits());
+            }
             self.tiering.invalidate(id);
         }
         self.stats.invalidated += ids.len() as u64;
@@ -458,6 +531,9 @@ impl CpuExec {
             Next::Lookup => {}
         }
         let mut key = cpu.tb_key();
+        if let Some(cflags) = cpu.take_cflags_next_tb() {
+            key.cflags = cflags;
+        }
         if self.opts.one_insn_per_tb {
             key.cflags = (key.cflags & !CFLAGS_COUNT_MASK) | 1;
         }
@@ -535,19 +611,18 @@ impl CpuExec {
             self.log_compiled(key, id);
         }
         let code_bytes = self.tiering.code_size(id).unwrap_or(0);
-        self.cache.insert(
-            id,
-            Tb {
-                key,
-                phys_pc,
-                size,
-                icount: db.num_insns,
-                pages: [Some(phys_pc & page_mask), second],
-                code_bytes,
-                jmp_dest: [None; 2],
-                jmp_incoming: Vec::new(),
-            },
-        );
+        let tb = Tb {
+            key,
+            phys_pc,
+            size,
+            icount: db.num_insns,
+            pages: [Some(phys_pc & page_mask), second],
+            code_bytes,
+            jmp_dest: [None; 2],
+            jmp_incoming: Vec::new(),
+        };
+        self.invalidations.add_tb(&tb, page_bits);
+        self.cache.insert(id, tb);
         self.stats.translations += 1;
         Ok(Some(id))
     }

@@ -28,5 +28,5 @@ pub use device::MmioDevice;
 pub use fill::{Access, IdentityFill, Prot, RecordedFault, TlbFill, Translation};
 pub use ioport::{IoSpace, PortRangeId};
 pub use ram::{OutOfRange, RamBlock, RamError};
-pub use soft_mmu::{CodeWriteHook, SoftMmu};
+pub use soft_mmu::{CodeWrite, CodeWriteHook, SoftMmu};
 pub use tlb::TlbTables;

@@ -25,10 +25,22 @@ use crate::fill::{Access, TlbFill};
 use crate::ioport::IoSpace;
 use crate::tlb::{FullEntry, Tlb, TlbTables};
 
-/// Called with `(paddr, len)` before a store changes bytes of a page marked as holding translated code.
-/// Returns whether the page still holds code afterwards; `false` clears the mark so that later stores to it
-/// run at full speed.
-pub type CodeWriteHook = Box<dyn FnMut(GuestPhysAddr, u32) -> bool>;
+/// Called with `(paddr, len, abortable)` before a store changes bytes of a page marked as holding translated
+/// code. `abortable` is set for stores from generated code (the `qemu_st` slow path), which may be refused
+/// ([`CodeWrite::Abort`]) so that the store does not complete inside a TB built from the bytes it rewrites.
+pub type CodeWriteHook = Box<dyn FnMut(GuestPhysAddr, u32, bool) -> CodeWrite>;
+
+/// The code-write hook's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeWrite {
+    /// Store; the page still holds code.
+    Keep,
+    /// Store; the page holds no code any more, so later stores to it run at full speed.
+    Clear,
+    /// Do not store (only when `abortable`): the hook recorded the reason in the target's state and the
+    /// store fails as a fault would, writing nothing.
+    Abort,
+}
 
 /// One CPU's guest memory: address space, port space, software TLB and the target's translation hook.
 pub struct SoftMmu<F> {
@@ -279,7 +291,7 @@ impl<F: TlbFill> SoftMmu<F> {
                     // The TLB's NOTDIRTY marks stay: this path must not touch the tables (they may live in a
                     // CPU state a helper holds a reference to). A marked entry whose page lost its code just
                     // takes the slow path until it is refilled.
-                    if !hook(start, (end - start + 1) as u32) {
+                    if hook(start, (end - start + 1) as u32, false) == CodeWrite::Clear {
                         self.space.clear_code_page(page);
                     }
                 }
@@ -291,20 +303,25 @@ impl<F: TlbFill> SoftMmu<F> {
         }
     }
 
-    /// Calls the code-write hook when `page` is RAM marked as holding code.
-    fn before_write(&mut self, page: Page, off: u64, len: usize) {
+    /// Calls the code-write hook when `page` is RAM marked as holding code; `Err` when it aborts the store.
+    fn before_write(&mut self, page: Page, off: u64, len: usize) -> Result<(), MemFault> {
         // The entry's mark keeps the common case (no code on the page) free of address-space lookups; the
         // bitmap is the truth, since another alias may have cleared it.
-        let Some(host) = page.host else { return };
+        let Some(host) = page.host else { return Ok(()) };
         if !page.code || !self.space.is_code_page(page.ppage) {
-            return;
+            return Ok(());
         }
         if let Some(hook) = self.code_write.as_mut() {
-            if !hook(page.ppage | off, len as u32) {
-                self.space.clear_code_page(page.ppage);
-                self.tlb.set_notdirty(host, false);
+            match hook(page.ppage | off, len as u32, true) {
+                CodeWrite::Keep => {}
+                CodeWrite::Clear => {
+                    self.space.clear_code_page(page.ppage);
+                    self.tlb.set_notdirty(host, false);
+                }
+                CodeWrite::Abort => return Err(MemFault),
             }
         }
+        Ok(())
     }
 
     /// The pages of an access of `len` bytes at `vaddr`: one, or two when it crosses a page boundary. Both
@@ -361,9 +378,9 @@ impl<F: TlbFill> SoftMmu<F> {
         let b = value.to_le_bytes();
         let (first, second, split) = self.pages(vaddr, size as u64, Access::Write, mmu)?;
         let off = vaddr & !TARGET_PAGE_MASK;
-        self.before_write(first, off, split);
+        self.before_write(first, off, split)?;
         if let Some(second) = second {
-            self.before_write(second, 0, size - split);
+            self.before_write(second, 0, size - split)?;
         }
         self.write_page(first, off, &b[..split]);
         if let Some(second) = second {

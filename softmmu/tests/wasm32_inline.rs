@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use rqemu_include::tlb::{tlb_index, TLB_NOTDIRTY};
 use rqemu_include::{MemOp, MmuIdx};
-use rqemu_softmmu::{AddressSpace, IdentityFill, MmioDevice, RamBlock, SoftMmu, TlbTables};
+use rqemu_softmmu::{AddressSpace, CodeWrite, IdentityFill, MmioDevice, RamBlock, SoftMmu, TlbTables};
 use rqemu_tcg::parse::parse;
 use rqemu_tcg::prepare::prepare;
 use rqemu_tcg::{Backend, ExecContext, TargetDesc, TbExit, Type};
@@ -84,9 +84,9 @@ fn flagged_pages_take_the_slow_path_from_inlined_code() {
     };
     let hooks = Rc::new(RefCell::new(Vec::new()));
     let log = hooks.clone();
-    mmu.set_code_write_hook(Box::new(move |paddr, len| {
+    mmu.set_code_write_hook(Box::new(move |paddr, len, _| {
         log.borrow_mut().push((paddr, len));
-        true
+        CodeWrite::Keep
     }));
     mmu.set_code_page(0x2000);
 

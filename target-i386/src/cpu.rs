@@ -91,6 +91,10 @@ pub mod excp {
     pub const GP: u32 = 13;
     /// Page fault.
     pub const PF: u32 = 14;
+    /// Not an x86 vector: a store from generated code into the code of a running multi-instruction TB was
+    /// refused; the loop re-runs the storing instruction alone (QEMU's `cpu_loop_exit_noexc` after
+    /// `tb_invalidate_phys_page_fast` found the current TB modified). Never delivered to the guest.
+    pub const SMC_RESTART: u32 = 0x100;
 }
 
 /// A segment register: the visible selector and the hidden descriptor cache loaded with it.

@@ -71,7 +71,7 @@ use rqemu_accel::{
     InvalidateQueue, TbKey, TbKeyFn, TranslateError, TranslatorOps,
 };
 use rqemu_include::{GuestVirtAddr, MemOp, MmuIdx, TARGET_PAGE_MASK};
-use rqemu_softmmu::{Access, AddressSpace, IdentityFill, SoftMmu, TlbFill, Translation};
+use rqemu_softmmu::{Access, AddressSpace, CodeWrite, IdentityFill, SoftMmu, TlbFill, Translation};
 use rqemu_tcg::opcodes::INSN_START_WORDS;
 use rqemu_tcg::{Func, GuestMemory, MemFault, TargetDesc};
 
@@ -513,6 +513,8 @@ pub struct X86Cpu {
     pub insns_translated: u64,
     exception_mode: ExceptionMode,
     irq: Option<Box<dyn InterruptController>>,
+    /// Translation options for the next TB (set after an aborted store into running code).
+    cflags_next_tb: Option<u32>,
 }
 
 impl X86Cpu {
@@ -547,6 +549,7 @@ impl X86Cpu {
             insns_translated: 0,
             exception_mode: ExceptionMode::default(),
             irq: None,
+            cflags_next_tb: None,
         }
     }
 
@@ -630,11 +633,24 @@ impl X86Cpu {
 
     /// Makes stores to pages holding translated code queue their range on `queue` (the loop's
     /// `CpuExec::invalidate_queue`), so the TBs built from them are invalidated at the next TB boundary.
+    /// A store from generated code into the code of a multi-instruction TB is refused instead (the running
+    /// TB may be that one and would go on with the old instructions): it records
+    /// [`excp::SMC_RESTART`](crate::cpu::excp::SMC_RESTART), the TB exits as for a fault, and the loop
+    /// re-runs the storing instruction alone after the invalidation, so its store completes and the next
+    /// instruction is translated from the new bytes.
     pub fn attach_invalidate_queue(&mut self, queue: InvalidateQueue) {
+        let state = self.state;
         self.mmu.with(|m| {
-            m.set_code_write_hook(Box::new(move |paddr, len| {
-                queue.push(paddr, paddr + u64::from(len));
-                true
+            m.set_code_write_hook(Box::new(move |paddr, len, abortable| {
+                let end = paddr + u64::from(len);
+                queue.push(paddr, end);
+                if abortable && queue.hits_multi_insn_code(paddr, end) {
+                    // SAFETY: the state is owned by the fill of the SoftMmu holding this hook, so it outlives
+                    // it; the hook runs inside a store, where no reference to the state is held.
+                    unsafe { (*state.as_ptr()).exception_index = crate::cpu::excp::SMC_RESTART };
+                    return CodeWrite::Abort;
+                }
+                CodeWrite::Keep
             }))
         });
     }
@@ -742,6 +758,10 @@ impl CpuOps for X86Cpu {
         tb_key_of(self.state())
     }
 
+    fn take_cflags_next_tb(&mut self) -> Option<u32> {
+        self.cflags_next_tb.take()
+    }
+
     fn tb_key_fn(&self) -> Option<TbKeyFn> {
         Some(tb_key_from_env as TbKeyFn)
     }
@@ -797,6 +817,12 @@ impl CpuOps for X86Cpu {
     }
 
     fn handle_exception(&mut self) -> CpuAction {
+        if self.state().exception_index == crate::cpu::excp::SMC_RESTART {
+            // Not an exception: re-run the storing instruction alone, once the loop has invalidated the TBs.
+            self.state_mut().exception_index = 0;
+            self.cflags_next_tb = Some(1);
+            return CpuAction::Continue;
+        }
         if self.exception_mode == ExceptionMode::Stop {
             // A trap returns to the next instruction (the loop restored the trapping one's rip).
             self.state_mut().complete_trap();

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use rqemu_softmmu::{AddressSpace, RamBlock};
+use rqemu_softmmu::{AddressSpace, CodeWrite, RamBlock};
 use rqemu_target_i386::machine::with_sys;
 use rqemu_target_i386::paging::{PagingRegs, Privilege};
 use rqemu_target_i386::sysmem::{PagedMem, SysMem};
@@ -33,9 +33,9 @@ fn helpers_reach_the_cpus_memory_and_code_writes_are_reported() {
     let seen = Rc::new(RefCell::new(Vec::new()));
     let log = seen.clone();
     cpu.memory().with(|m| {
-        m.set_code_write_hook(Box::new(move |paddr, len| {
+        m.set_code_write_hook(Box::new(move |paddr, len, _| {
             log.borrow_mut().push((paddr, len));
-            true
+            CodeWrite::Keep
         }));
         m.set_code_page(0x1000);
     });

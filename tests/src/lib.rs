@@ -52,10 +52,6 @@ pub const KNOWN_GAPS: &[(&str, &str)] = &[
         "exceptions_segment_limit",
         "data segment limits are not checked in protected mode",
     ),
-    (
-        "smc_same_tb",
-        "a store into the running TB takes effect only at the next TB",
-    ),
     ("irq_mov_ss_shadow", "single-step (EFLAGS.TF) traps are not emulated"),
 ];
 

@@ -329,12 +329,12 @@ fn store_to_code_page_calls_the_hook_before_writing() {
     assert_eq!(m.tlb_entry(M0, 0x6000).addr_write, 0x6000);
     let seen = Rc::new(RefCell::new(Vec::new()));
     let log = seen.clone();
-    m.set_code_write_hook(Box::new(move |paddr, len| {
+    m.set_code_write_hook(Box::new(move |paddr, len, _| {
         // The byte is still the old one when the hook runs.
         // SAFETY: the test's RAM block outlives the SoftMmu's calls; 0x6010 is inside it.
         let old = unsafe { *core::ptr::with_exposed_provenance::<u8>(ram + 0x6010) };
         log.borrow_mut().push((paddr, len, old));
-        true
+        CodeWrite::Keep
     }));
     assert!(m.set_code_page(0x6000));
     assert_eq!(
@@ -350,13 +350,39 @@ fn store_to_code_page_calls_the_hook_before_writing() {
 }
 
 #[test]
-fn code_hook_returning_false_clears_the_mark() {
+fn aborted_code_store_writes_nothing_on_either_page() {
+    let (mut m, _) = identity();
+    m.store(0x6ffe, 0x1122_3344, MemOp::LEUL, M0).unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let log = seen.clone();
+    m.set_code_write_hook(Box::new(move |paddr, len, abortable| {
+        log.borrow_mut().push((paddr, len, abortable));
+        // Abort only for the second page, after the first already said yes.
+        if paddr >= 0x7000 && abortable {
+            CodeWrite::Abort
+        } else {
+            CodeWrite::Keep
+        }
+    }));
+    m.set_code_page(0x6000);
+    m.set_code_page(0x7000);
+    assert_eq!(m.store(0x6ffe, 0xaabb_ccdd, MemOp::LEUL, M0), Err(MemFault));
+    assert_eq!(m.load(0x6ffe, MemOp::LEUL, M0), Ok(0x1122_3344), "nothing written");
+    assert_eq!(*seen.borrow(), vec![(0x6ffe, 2, true), (0x7000, 2, true)]);
+    // Writes that do not come from generated code cannot be refused.
+    m.write_phys(0x7000, 1, 0x55);
+    assert_eq!(seen.borrow().last(), Some(&(0x7000, 1, false)));
+    assert_eq!(m.load(0x7000, MemOp::UB, M0), Ok(0x55));
+}
+
+#[test]
+fn code_hook_answering_clear_clears_the_mark() {
     let (mut m, _) = identity();
     let calls = Rc::new(RefCell::new(0));
     let c = calls.clone();
-    m.set_code_write_hook(Box::new(move |_, _| {
+    m.set_code_write_hook(Box::new(move |_, _, _| {
         *c.borrow_mut() += 1;
-        false
+        CodeWrite::Clear
     }));
     m.set_code_page(0x6000);
     m.store(0x6000, 1, MemOp::UB, M0).unwrap();
@@ -468,9 +494,9 @@ fn code_mark_set_after_fill_reaches_the_slow_path() {
     let (mut m, _) = identity();
     let calls = Rc::new(RefCell::new(0));
     let c = calls.clone();
-    m.set_code_write_hook(Box::new(move |_, _| {
+    m.set_code_write_hook(Box::new(move |_, _, _| {
         *c.borrow_mut() += 1;
-        true
+        CodeWrite::Keep
     }));
     m.store(0x6000, 1, MemOp::UB, M0).unwrap();
     m.store(0x6000, 1, MemOp::UB, M1).unwrap();
@@ -590,9 +616,9 @@ fn victim_entry_of_a_code_page_keeps_notdirty() {
     let mut m = aliased();
     let calls = Rc::new(RefCell::new(Vec::new()));
     let log = calls.clone();
-    m.set_code_write_hook(Box::new(move |paddr, _| {
+    m.set_code_write_hook(Box::new(move |paddr, _, _| {
         log.borrow_mut().push(paddr);
-        true
+        CodeWrite::Keep
     }));
     // Marked before the fill: the record carries the mark through eviction and swap back.
     m.set_code_page(0x3000);
@@ -655,9 +681,9 @@ fn physical_writes_call_the_code_hook_per_page_and_write_through() {
     let (mut m, _) = identity();
     let seen = Rc::new(RefCell::new(Vec::new()));
     let log = seen.clone();
-    m.set_code_write_hook(Box::new(move |paddr, len| {
+    m.set_code_write_hook(Box::new(move |paddr, len, _| {
         log.borrow_mut().push((paddr, len));
-        true
+        CodeWrite::Keep
     }));
     m.set_code_page(0x6000);
     m.set_code_page(0x7000);
