@@ -312,6 +312,9 @@ pub struct X86CpuState {
     /// NMI) is taken before that instruction completes. Set by those instructions (which end their TB); the
     /// next TB is looked up with `TbFlags::inhibit_irq`, holds one instruction and clears it as it starts.
     pub interrupt_shadow: u32,
+    /// Nonzero from the delivery of an NMI until the next iret: no other NMI is taken meanwhile (it stays
+    /// pending in the controller).
+    pub nmi_blocked: u32,
     /// The software TLB, one table per MMU index (see [`crate::machine`] for what each index means). Owned by
     /// the CPU's [`rqemu_softmmu::SoftMmu`] (`SoftMmu::with_tables`): only its slow path writes it; generated
     /// code reads it at [`TLB_OFFSET`] from `env`. It stays the last field.
@@ -421,6 +424,7 @@ impl X86CpuState {
             exit_word: 0,
             halted: 0,
             interrupt_shadow: 0,
+            nmi_blocked: 0,
             tlb: TlbTables::EMPTY,
         }
     }

@@ -145,8 +145,8 @@ pub trait InterruptController {
     /// The interrupt acknowledge cycle: the vector of the pending interrupt (called only when
     /// [`InterruptController::has_interrupt`] said so and the CPU takes it; a spurious vector otherwise).
     fn acknowledge(&mut self) -> u8;
-    /// Whether an NMI is pending (delivered as vector 2 whatever IF says; NMI blocking until iret is not
-    /// modelled).
+    /// Whether an NMI is pending (delivered as vector 2 whatever IF says, unless an earlier NMI's handler
+    /// has not executed iret yet: `X86CpuState::nmi_blocked`).
     fn nmi_pending(&self) -> bool {
         false
     }
@@ -173,6 +173,14 @@ pub const TB_ADDSEG: u32 = 1 << 8;
 pub const TB_AC: u32 = 1 << 9;
 /// TB flags word bit: interrupt shadow (`X86CpuState::interrupt_shadow`).
 pub const TB_INHIBIT_IRQ: u32 = 1 << 10;
+/// TB flags word: shift of the six `seg_checks` bits.
+pub const TB_SEG_CHECKS_SHIFT: u32 = 12;
+
+/// DR6.BS: the #DB came from single-stepping (EFLAGS.TF).
+const DR6_BS: u64 = 1 << 14;
+
+/// TB flags word bit: EFLAGS.TF (single-step).
+pub const TB_TF: u32 = 1 << 11;
 
 /// The TB flags word of [`TbKey::flags`]:
 ///
@@ -187,8 +195,10 @@ pub const TB_INHIBIT_IRQ: u32 = 1 << 10;
 /// | 8 | `addseg` |
 /// | 9 | `ac` (EFLAGS.AC) |
 /// | 10 | `inhibit_irq` (interrupt shadow) |
+/// | 11 | `tf` (EFLAGS.TF) |
+/// | 12..18 | `seg_checks` (one bit per segment register) |
 ///
-/// Bits 11..32 are free (0).
+/// Bits 18..32 are free (0).
 pub fn tb_flags_word(flags: &TbFlags) -> u32 {
     let size = match flags.bitness {
         64 => 2,
@@ -204,6 +214,8 @@ pub fn tb_flags_word(flags: &TbFlags) -> u32 {
         | bit(flags.addseg, TB_ADDSEG)
         | bit(flags.ac, TB_AC)
         | bit(flags.inhibit_irq, TB_INHIBIT_IRQ)
+        | bit(flags.tf, TB_TF)
+        | u32::from(flags.seg_checks & 0x3f) << TB_SEG_CHECKS_SHIFT
 }
 
 /// [`TbFlags`] back from a [`TbKey`].
@@ -224,6 +236,8 @@ pub fn tb_flags_of_key(key: &TbKey) -> TbFlags {
         addseg: w & TB_ADDSEG != 0,
         ac: w & TB_AC != 0,
         inhibit_irq: w & TB_INHIBIT_IRQ != 0,
+        tf: w & TB_TF != 0,
+        seg_checks: (w >> TB_SEG_CHECKS_SHIFT & 0x3f) as u8,
     }
 }
 
@@ -250,6 +264,12 @@ pub fn tb_flags_of_state(s: &X86CpuState) -> TbFlags {
         addseg,
         ac: s.eflags & crate::cpu::eflags::AC != 0,
         inhibit_irq: s.interrupt_shadow != 0,
+        tf: s.eflags & crate::cpu::eflags::TF != 0,
+        seg_checks: if long {
+            0
+        } else {
+            (0..6).fold(0, |m, i| m | u8::from(crate::seg_helper::needs_data_check(s, i)) << i)
+        },
     }
 }
 
@@ -864,8 +884,10 @@ impl CpuOps for X86Cpu {
             return None;
         }
         let if_set = s.eflags & crate::cpu::eflags::IF != 0;
+        let nmi_open = s.nmi_blocked == 0;
         let irq = self.irq.as_mut()?;
-        let vector = if irq.nmi_pending() {
+        let nmi = nmi_open && irq.nmi_pending();
+        let vector = if nmi {
             irq.acknowledge_nmi();
             2
         } else if if_set && irq.has_interrupt() {
@@ -875,6 +897,9 @@ impl CpuOps for X86Cpu {
         };
         let s = self.state_mut();
         s.halted = 0;
+        if nmi {
+            s.nmi_blocked = 1;
+        }
         if rqemu_accel::log::enabled(rqemu_accel::log::LogMask::INT) {
             rqemu_accel::log::log(
                 rqemu_accel::log::LogMask::INT,
@@ -896,10 +921,11 @@ impl CpuOps for X86Cpu {
         }
         // An interrupt the CPU would take (IF = 1) wakes it; handle_interrupt then delivers it.
         let if_set = s.eflags & crate::cpu::eflags::IF != 0;
+        let nmi_open = s.nmi_blocked == 0;
         let wake = self
             .irq
             .as_ref()
-            .is_some_and(|c| c.nmi_pending() || (if_set && c.has_interrupt()));
+            .is_some_and(|c| (nmi_open && c.nmi_pending()) || (if_set && c.has_interrupt()));
         if wake {
             self.state_mut().halted = 0;
         }
@@ -908,6 +934,15 @@ impl CpuOps for X86Cpu {
 
     fn handle_exit(&mut self, value: u64) -> CpuAction {
         debug_assert!(value >= EXIT_TARGET_BASE);
+        if value == crate::translate::EXIT_SINGLE_STEP {
+            // The single-stepped instruction completed: #DB is a trap at the rip it left.
+            let s = self.state_mut();
+            s.dr[6] |= DR6_BS;
+            let next = s.rip;
+            s.raise_trap(crate::cpu::excp::DB, false, next);
+            s.fault = 0;
+            return self.handle_exception();
+        }
         CpuAction::Stop(value)
     }
 

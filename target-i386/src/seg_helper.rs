@@ -126,6 +126,45 @@ pub const fn sel_err(sel: u16) -> u32 {
     (sel & selector::ERR_MASK) as u32
 }
 
+/// Whether data accesses through segment `seg_reg` need [`check_data_access`] (its bit in
+/// `TbFlags::seg_checks`): outside 64-bit mode, any segment but a present, expand-up one with a 4 GiB limit.
+pub fn needs_data_check(s: &X86CpuState, seg_reg: usize) -> bool {
+    let c = &s.segs[seg_reg];
+    let unusable = is_protected(s) && !is_vm86(s) && c.flags & DESC_P == 0;
+    unusable || is_expand_down(c.flags) || c.limit != u32::MAX
+}
+
+/// Whether descriptor attributes `flags` are those of an expand-down data segment.
+fn is_expand_down(flags: u32) -> bool {
+    flags & (DESC_S | DESC_CS | DESC_E) == DESC_S | DESC_E
+}
+
+/// The checks of a data access of `len` (>= 1) bytes at `offset` through segment `seg_reg` outside 64-bit
+/// mode: #GP(0), or #SS(0) through SS, when the segment is unusable (loaded with a null selector in
+/// protected mode) or a byte of the access lies outside its limit: above it for an expand-up segment, at or
+/// below it (or above 0xffff, or 0xffffffff with the B bit) for an expand-down one. Read/write rights are
+/// not checked here.
+pub fn check_data_access(s: &X86CpuState, seg_reg: usize, offset: u64, len: u64) -> Result<(), Fault> {
+    let c = &s.segs[seg_reg];
+    let fault = if seg_reg == seg::SS { Fault::ss(0) } else { Fault::gp(0) };
+    if is_protected(s) && !is_vm86(s) && c.flags & DESC_P == 0 {
+        return Err(fault);
+    }
+    let last = offset.wrapping_add(len.max(1) - 1);
+    let limit = u64::from(c.limit);
+    let inside = if is_expand_down(c.flags) {
+        let upper = if c.flags & DESC_B != 0 { 0xffff_ffff } else { 0xffff };
+        offset > limit && last >= offset && last <= upper
+    } else {
+        last >= offset && last <= limit
+    };
+    if inside {
+        Ok(())
+    } else {
+        Err(fault)
+    }
+}
+
 /// Whether `sel` is a null selector (index 0 in the GDT; the RPL does not matter).
 pub const fn is_null(sel: u16) -> bool {
     sel & selector::ERR_MASK == 0
@@ -1186,6 +1225,8 @@ fn iret_flags_mask(cpl: u8, iopl: u8, size: OpSize) -> u64 {
 ///   (`check_return_ss`) and makes inaccessible data segments unusable (outer level only); the RFLAGS
 ///   bits loaded are `iret_flags_mask` at the old CPL; the new RIP beyond the limit (non-canonical): #GP(0).
 pub fn iret<M: SysMem + ?Sized>(s: &mut X86CpuState, mem: &mut M, size: OpSize) -> Result<(), Fault> {
+    // Any iret ends NMI blocking, also one that faults (as the SDM describes for the VMX case).
+    s.nmi_blocked = 0;
     let cpl = cpl(s);
     let old = s.rflags();
     let n = size.bytes();

@@ -2,11 +2,12 @@
 //! `ExceptionMode::Deliver`): int n through the IVT (real mode) and the IDT (32-bit protected and long mode);
 //! #UD, #PF (CR2, error code) and #GP (error code) delivered to handlers that iret back; a triple fault;
 //! external interrupts from a fake controller (after sti's and mov ss's one-instruction shadow; waking hlt);
+//! NMIs (taken with IF clear, blocked until the handler's iret);
 //! the CPL 3 rules of cli/sti/popf/hlt/int n; and int n on the embedded wasm32 engine as the hot tier.
 
 mod sysenv;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use iced_x86::code_asm::*;
@@ -37,6 +38,34 @@ impl InterruptController for FakePic {
         } else {
             p.remove(0)
         }
+    }
+}
+
+/// A controller with only an NMI line; `raise` makes one more NMI pending.
+#[derive(Clone, Default)]
+struct NmiLine(Rc<Cell<u32>>);
+
+impl NmiLine {
+    fn raise(&self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+impl InterruptController for NmiLine {
+    fn has_interrupt(&self) -> bool {
+        false
+    }
+
+    fn acknowledge(&mut self) -> u8 {
+        0xff
+    }
+
+    fn nmi_pending(&self) -> bool {
+        self.0.get() > 0
+    }
+
+    fn acknowledge_nmi(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }
 
@@ -423,4 +452,46 @@ fn vm86_entered_by_iretd_addresses_with_segment_bases_and_int_n_returns_to_ring_
         "data segments nulled on the way to ring 0"
     );
     assert_eq!(r(&sys, reg::RSP), STACK0 - 36);
+}
+
+#[test]
+fn nmi_ignores_if_and_the_next_waits_for_iret() {
+    let mut sys = Sys::new(Mode::Long, false);
+    let nmi = NmiLine::default();
+    sys.cpu.set_interrupt_controller(Box::new(nmi.clone()));
+    // The handler notes how deep it is nested when it starts and crosses a TB boundary (where the loop
+    // would deliver a second NMI if it were not blocked) before its iret.
+    sys.handler(0, |a| {
+        a.inc(rsi)?;
+        a.add(rdx, rdi)?;
+        a.inc(rdi)?;
+        let mut next = a.create_label();
+        a.jmp(next)?;
+        a.set_label(&mut next)?;
+        a.dec(rdi)?;
+        a.iretq()
+    });
+    sys.gate(2, 0, 0);
+    sys.code(|a| {
+        a.cli()?;
+        a.mov(ecx, 7)?;
+        let mut sleep = a.create_label();
+        a.set_label(&mut sleep)?;
+        a.hlt()?;
+        a.jmp(sleep)
+    });
+    for n in [reg::RSI, reg::RDI, reg::RDX] {
+        sys.s_mut().regs[n] = 0;
+    }
+    nmi.raise();
+    nmi.raise();
+    assert_eq!(sys.run(), StopReason::Halted);
+    assert_eq!(r(&sys, reg::RSI), 2, "both delivered with IF clear");
+    assert_eq!(r(&sys, reg::RDX), 0, "the second only after the first handler's iret");
+    assert_eq!(r(&sys, reg::RCX), 7);
+    assert_eq!(sys.s().nmi_blocked, 0);
+    // An NMI wakes hlt even with IF clear.
+    nmi.raise();
+    assert_eq!(sys.run(), StopReason::Halted);
+    assert_eq!(r(&sys, reg::RSI), 3);
 }

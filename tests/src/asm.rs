@@ -283,8 +283,12 @@ pub fn set_resume(a: &mut CodeAssembler, label: CodeLabel) -> Asm {
 }
 
 /// From 32-bit protected mode at CPL 0: iretd to `target` in the 32-bit ring-3 code segment, on
-/// [`USER_STACK`], with EFLAGS = 2 (IF clear, IOPL 0).
+/// [`USER_STACK`], with EFLAGS = 2 (IF clear, IOPL 0). DS and ES get the ring-3 data segment first: iret
+/// to ring 3 leaves a DPL-0 data segment unusable (null), and accesses through it raise #GP.
 pub fn iret_to_ring3(a: &mut CodeAssembler, target: u32) -> Asm {
+    a.mov(ax, u32::from(SEL_UDATA | 3))?;
+    a.mov(ds, ax)?;
+    a.mov(es, ax)?;
     a.push(u32::from(SEL_UDATA | 3))?;
     a.push(USER_STACK)?;
     a.push(0x2u32)?;

@@ -47,13 +47,7 @@ pub fn all() -> Vec<GuestTest> {
 /// Guests that show a gap in rqemu (their `#[test]`s are `#[ignore]`d with the same reason): the Node runner
 /// does not get them, so that `cargo xtask test` stays a statement about what works. Remove an entry when the
 /// gap closes.
-pub const KNOWN_GAPS: &[(&str, &str)] = &[
-    (
-        "exceptions_segment_limit",
-        "data segment limits are not checked in protected mode",
-    ),
-    ("irq_mov_ss_shadow", "single-step (EFLAGS.TF) traps are not emulated"),
-];
+pub const KNOWN_GAPS: &[(&str, &str)] = &[];
 
 /// Why guest `name` is left out of the Node run, if it is.
 pub fn known_gap(name: &str) -> Option<&'static str> {

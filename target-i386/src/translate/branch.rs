@@ -5,7 +5,7 @@ use iced_x86::OpKind;
 use rqemu_include::TARGET_PAGE_MASK;
 use rqemu_tcg::{Func, Temp, Type};
 
-use super::{DisasContext, DisasJump, EXIT_LOOKUP};
+use super::{DisasContext, DisasJump};
 use crate::cc::Size;
 use crate::desc::{global, I386Target};
 
@@ -25,7 +25,9 @@ impl DisasContext<'_> {
         let rip = I386Target::global(global::RIP);
         f.movi(rip, dest);
         let same_page = self.linear(dest) & TARGET_PAGE_MASK == self.linear(self.pc_first) & TARGET_PAGE_MASK;
-        if same_page {
+        if self.flags.tf {
+            self.gen_exit_lookup(f);
+        } else if same_page {
             f.goto_tb(slot);
         } else {
             self.gen_lookup_exit(f);
@@ -36,12 +38,12 @@ impl DisasContext<'_> {
     /// Ends the TB at the address in `rip` (already written).
     pub(super) fn gen_lookup_exit(&mut self, f: &mut Func) {
         match self.target.helpers.lookup_tb_ptr {
-            Some(h) => {
+            Some(h) if !self.flags.tf => {
                 let p = f.new_ebb_temp(Type::PTR);
                 f.call(h, Some(p), &[]);
                 f.goto_ptr(p);
             }
-            None => f.exit_tb(EXIT_LOOKUP),
+            _ => self.gen_exit_lookup(f),
         }
         self.is_jmp = DisasJump::NoReturn;
     }

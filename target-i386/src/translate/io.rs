@@ -22,7 +22,7 @@ use iced_x86::{Mnemonic, OpKind, Register};
 use rqemu_tcg::{Cond, Func, HelperFlags, HelperId, HelperInfo, TargetDesc, Temp, Type};
 
 use super::operand::{gen_ext, memop};
-use super::{DisasContext, DisasJump, EXIT_LOOKUP};
+use super::{DisasContext, DisasJump};
 use crate::cc::Size;
 use crate::cpu::{eflags, reg, seg, X86CpuState, DESC_P};
 use crate::desc::{global, I386Target};
@@ -206,7 +206,7 @@ impl DisasContext<'_> {
     fn io_exit(&mut self, f: &mut Func, dest: u64) {
         let rip = I386Target::global(global::RIP);
         f.movi(rip, dest);
-        f.exit_tb(EXIT_LOOKUP);
+        self.gen_exit_lookup(f);
         self.is_jmp = DisasJump::NoReturn;
     }
 
@@ -286,7 +286,7 @@ impl DisasContext<'_> {
         let off = gen_ext(f, asize, false, I386Target::reg(index));
         let a = f.new_ebb_temp(Type::I64);
         f.mov(a, off);
-        let addr = self.add_seg_base(f, a, seg_index);
+        let addr = self.add_seg_base(f, a, seg_index, size.bytes() as u64);
         if input {
             let v = f.new_ebb_temp(Type::I64);
             f.call(self.target.helpers.io.io_in, Some(v), &[port, width]);

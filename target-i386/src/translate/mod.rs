@@ -88,6 +88,10 @@ pub const MAX_INSN_LEN: usize = 15;
 /// `exit_tb` value: `rip` is up to date, the loop looks up the next TB.
 pub const EXIT_LOOKUP: u64 = 0;
 
+/// `exit_tb` value of a single-stepped instruction that completed (`TbFlags::tf`): `rip` and the flags are
+/// up to date; the loop sets DR6.BS and delivers #DB as a trap at `rip`.
+pub const EXIT_SINGLE_STEP: u64 = rqemu_accel::cpu::EXIT_TARGET_BASE;
+
 /// Code bytes as the translator sees them (natively: through the code TLB).
 pub trait CodeFetch {
     /// Copies the code bytes at linear address `addr` into `buf`, as many as can be fetched, and returns how many.
@@ -122,6 +126,13 @@ pub struct TbFlags {
     /// Interrupt shadow: the previous instruction was sti (enabling), mov ss or pop ss. Such a TB holds one
     /// instruction and clears `X86CpuState::interrupt_shadow` as it starts.
     pub inhibit_irq: bool,
+    /// EFLAGS.TF: single-step. Such a TB holds one instruction and ends with [`EXIT_SINGLE_STEP`] instead of
+    /// a jump or lookup, so the loop raises the #DB trap after it (QEMU's `gen_helper_single_step`).
+    pub tf: bool,
+    /// Outside 64-bit mode: bit `i` set when data accesses through segment register `i` (`cpu::seg` order)
+    /// are checked against its limit and presence (`seg_helper::needs_data_check`). 0 for flat segments, so
+    /// flat code pays nothing; a segment load ends the TB, so the bits are exact.
+    pub seg_checks: u8,
 }
 
 impl TbFlags {
@@ -137,6 +148,8 @@ impl TbFlags {
         addseg: false,
         ac: false,
         inhibit_irq: false,
+        tf: false,
+        seg_checks: 0,
     };
 
     /// Flat 32-bit protected mode (not long mode) at CPL 0: CS base 0, 32-bit stack, no segment bases.
@@ -219,6 +232,8 @@ pub struct DisasContext<'t> {
     cc_op: CcOp,
     cc_srct: Option<Temp>,
     insn_ops_mark: usize,
+    /// The instruction is mov ss or pop ss: no single-step trap after it (see [`DisasContext::gen_exit_lookup`]).
+    holds_single_step: bool,
 }
 
 impl<'t> DisasContext<'t> {
@@ -238,6 +253,7 @@ impl<'t> DisasContext<'t> {
             cc_op: CcOp::DYNAMIC,
             cc_srct: None,
             insn_ops_mark: 0,
+            holds_single_step: false,
         }
     }
 
@@ -254,6 +270,7 @@ impl<'t> DisasContext<'t> {
     /// QEMU's `insn_start` hook: marks the instruction at `pc_next`.
     pub fn insn_start(&mut self, f: &mut Func) {
         self.insn_ops_mark = f.ops.len();
+        self.holds_single_step = false;
         self.pc = self.pc_next;
         self.num_insns += 1;
         f.insn_start([self.pc, self.cc_op.raw() as u64, 0]);
@@ -293,6 +310,7 @@ impl<'t> DisasContext<'t> {
         if self.is_jmp == DisasJump::Next
             && (self.num_insns >= self.max_insns
                 || self.flags.inhibit_irq
+                || self.flags.tf
                 || self.linear(self.pc_next) & TARGET_PAGE_MASK != self.linear(self.pc_first) & TARGET_PAGE_MASK)
         {
             self.is_jmp = DisasJump::TooMany;
@@ -308,6 +326,17 @@ impl<'t> DisasContext<'t> {
             } else {
                 self.gen_jmp_tb(f, 0, self.pc_next);
             }
+        }
+    }
+
+    /// `exit_tb` back to the loop with `rip` already written: a lookup, or the single-step trap when
+    /// EFLAGS.TF was set as the instruction started (unless it is mov ss/pop ss, which hold the trap over the
+    /// next instruction as they hold interrupts).
+    pub(super) fn gen_exit_lookup(&mut self, f: &mut Func) {
+        if self.flags.tf && !self.holds_single_step {
+            f.exit_tb(EXIT_SINGLE_STEP);
+        } else {
+            f.exit_tb(EXIT_LOOKUP);
         }
     }
 

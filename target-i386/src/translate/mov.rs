@@ -178,7 +178,7 @@ impl DisasContext<'_> {
             Register::CS => crate::cpu::seg::CS,
             _ => crate::cpu::seg::DS,
         };
-        let addr = self.add_seg_base(f, a, seg);
+        let addr = self.add_seg_base(f, a, seg, 1);
         let v = f.new_ebb_temp(Type::I64);
         f.qemu_ld(v, addr, rqemu_include::MemOp::UB, self.mem_index());
         self.write_reg(f, Register::AL, v);

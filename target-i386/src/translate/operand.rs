@@ -208,17 +208,26 @@ impl DisasContext<'_> {
             Register::GS => cpu::seg::GS,
             _ => return ea,
         };
-        self.add_seg_base(f, ea, seg_index)
+        let len = u64::from(self.insn.memory_size().size().max(1) as u32);
+        self.add_seg_base(f, ea, seg_index, len)
     }
 
     /// `addr` (an offset already wrapped to the address size) plus the base of segment `seg_index` where the
     /// mode uses it, truncated to 32 bits outside 64-bit mode. In 64-bit mode only FS and GS have a base.
     /// Outside it, DS/ES/SS bases are added only when `TbFlags::addseg` says one of them is nonzero (QEMU's
     /// ADDSEG: flat code pays nothing; a segment load ends the TB, so the flag is exact); CS uses the TB's
-    /// known `cs_base`; FS and GS are always read from the state. Segment limits and access rights of
-    /// ordinary accesses are not checked (as in QEMU's TCG).
-    pub(super) fn add_seg_base(&mut self, f: &mut Func, addr: Temp, seg_index: usize) -> Temp {
+    /// known `cs_base`; FS and GS are always read from the state.
+    ///
+    /// Outside 64-bit mode, an access of `len` bytes through a segment that `TbFlags::seg_checks` marks (not
+    /// a flat 4 GiB segment) is checked first by the `seg_check` helper: its limit (expand-up or down) and
+    /// presence, #GP(0) or #SS(0). Read/write rights of ordinary accesses are not checked.
+    pub(super) fn add_seg_base(&mut self, f: &mut Func, addr: Temp, seg_index: usize, len: u64) -> Temp {
         let code64 = self.flags.code64();
+        if !code64 && self.flags.seg_checks & (1 << seg_index) != 0 {
+            let s = f.constant(Type::I32, seg_index as u64);
+            let n = f.constant(Type::I32, len);
+            f.call(self.target.helpers.seg.seg_check, None, &[s, addr, n]);
+        }
         let base = match seg_index {
             cpu::seg::FS | cpu::seg::GS => None,
             cpu::seg::CS if !code64 => {

@@ -21,7 +21,7 @@ use iced_x86::{Code, MemorySize, Mnemonic, OpKind, Register};
 use rqemu_tcg::{Cond, Func, HelperFlags, HelperId, HelperInfo, Opcode, TargetDesc, Temp, Type};
 
 use super::operand::Loc;
-use super::{DisasContext, DisasJump, EXIT_LOOKUP};
+use super::{DisasContext, DisasJump};
 use crate::cc::{CcOp, Size};
 use crate::cpu::{eflags, excp, seg, SegmentCache, X86CpuState};
 use crate::desc::{global, I386Target};
@@ -47,6 +47,8 @@ pub struct SegHelpers {
     pub lar_lsl: HelperId,
     /// `sys_flags(op: i32, value: i64, size: i32)`: cli (0), sti (1), popf (2), the vm86 IOPL check of pushf (3).
     pub sys_flags: HelperId,
+    /// `seg_check(seg_reg: i32, offset: i64, len: i32)`: [`seg_helper::check_data_access`]; may fault.
+    pub seg_check: HelperId,
 }
 
 /// Registers the segmentation helpers on `t` (called by [`I386Target::with_lookup`]).
@@ -70,6 +72,13 @@ pub(crate) fn register_seg_helpers(t: &mut TargetDesc) -> SegHelpers {
             None,
         ),
         far_jmp: reg("far_jmp", helper_far_jmp, rw, &[Type::I32, Type::I64], None),
+        seg_check: reg(
+            "seg_check",
+            helper_seg_check,
+            HelperFlags::MAY_FAULT,
+            &[Type::I32, Type::I64, Type::I32],
+            None,
+        ),
         far_call: reg(
             "far_call",
             helper_far_call,
@@ -190,7 +199,7 @@ impl DisasContext<'_> {
     pub(super) fn gen_eob(&mut self, f: &mut Func) {
         let rip = I386Target::global(global::RIP);
         f.movi(rip, self.pc_next);
-        f.exit_tb(EXIT_LOOKUP);
+        self.gen_exit_lookup(f);
         self.is_jmp = DisasJump::NoReturn;
     }
 
@@ -199,7 +208,7 @@ impl DisasContext<'_> {
         if lookup {
             self.gen_lookup_exit(f);
         } else {
-            f.exit_tb(EXIT_LOOKUP);
+            self.gen_exit_lookup(f);
         }
         self.is_jmp = DisasJump::NoReturn;
     }
@@ -212,6 +221,7 @@ impl DisasContext<'_> {
         f.extrl_i64_i32(s, sel);
         f.call(self.target.helpers.seg.load_seg, None, &[r, s]);
         if seg_reg == seg::SS && shadow {
+            self.holds_single_step = true;
             let one = f.constant(Type::I32, 1);
             f.store(Opcode::St, one, Temp::ENV, SHADOW_OFFSET);
         }
@@ -530,6 +540,16 @@ pub(crate) unsafe fn run_sys<R>(
 unsafe extern "C" fn helper_load_seg(env: *mut u8, r: u64, sel: u64, _: u64, _: u64, _: u64) -> u64 {
     // SAFETY: generated code passes the CPU state it runs on.
     unsafe { run_sys(env, |s, m| seg_helper::load_seg(s, m, (r & 0xff) as usize, sel as u16)) };
+    0
+}
+
+/// `seg_check(seg_reg, offset, len)`.
+unsafe extern "C" fn helper_seg_check(env: *mut u8, r: u64, offset: u64, len: u64, _: u64, _: u64) -> u64 {
+    // SAFETY: generated code passes the CPU state it runs on; no reference to it is live.
+    let s = unsafe { &mut *env.cast::<X86CpuState>() };
+    if let Err(e) = seg_helper::check_data_access(s, (r % 6) as usize, offset, len & 0xffff) {
+        s.raise(e.vector, e.error_code);
+    }
     0
 }
 

@@ -47,7 +47,7 @@ impl DisasContext<'_> {
     /// Pushes `v` (`size` bytes); the stack pointer moves after the store succeeded.
     pub(super) fn gen_push_v(&mut self, f: &mut Func, v: Temp, size: Size) {
         let sp = self.gen_sp_offset(f, (size.bytes() as u64).wrapping_neg());
-        let addr = self.add_seg_base(f, sp, seg::SS);
+        let addr = self.add_seg_base(f, sp, seg::SS, size.bytes() as u64);
         f.qemu_st(v, addr, memop(size), self.mem_index());
         self.gen_set_sp(f, sp);
     }
@@ -55,7 +55,7 @@ impl DisasContext<'_> {
     /// Loads the top of the stack (`size` bytes) without popping it.
     pub(super) fn gen_pop_load(&mut self, f: &mut Func, size: Size) -> Temp {
         let sp = self.gen_sp_offset(f, 0);
-        let addr = self.add_seg_base(f, sp, seg::SS);
+        let addr = self.add_seg_base(f, sp, seg::SS, size.bytes() as u64);
         let v = f.new_ebb_temp(Type::I64);
         f.qemu_ld(v, addr, memop(size), self.mem_index());
         v
@@ -132,7 +132,7 @@ impl DisasContext<'_> {
         for n in 0..8 {
             let v = self.read_reg_n(f, n, size);
             let sp = self.gen_sp_offset(f, (bytes * (n as u64 + 1)).wrapping_neg());
-            let addr = self.add_seg_base(f, sp, seg::SS);
+            let addr = self.add_seg_base(f, sp, seg::SS, bytes);
             f.qemu_st(v, addr, memop(size), self.mem_index());
         }
         let sp = self.gen_sp_offset(f, (bytes * 8).wrapping_neg());
@@ -155,7 +155,7 @@ impl DisasContext<'_> {
         let mut values = Vec::new();
         for n in (0..8).rev() {
             let sp = self.gen_sp_offset(f, bytes * (7 - n as u64));
-            let addr = self.add_seg_base(f, sp, seg::SS);
+            let addr = self.add_seg_base(f, sp, seg::SS, bytes);
             let v = f.new_temp(Type::I64);
             f.qemu_ld(v, addr, memop(size), self.mem_index());
             values.push((n, v));
@@ -251,21 +251,21 @@ impl DisasContext<'_> {
         // CPUs check that the final stack pointer can be written (#PF otherwise, even when nothing is pushed
         // there). The IR has no write probe: read the byte and write it back, first, so a fault leaves memory
         // alone. A not-present page therefore faults as a read (error code without W).
-        let probe_addr = self.add_seg_base(f, sp, seg::SS);
+        let probe_addr = self.add_seg_base(f, sp, seg::SS, 1);
         let probe = f.new_ebb_temp(Type::I64);
         f.qemu_ld(probe, probe_addr, MemOp::UB, self.mem_index());
         f.qemu_st(probe, probe_addr, MemOp::UB, self.mem_index());
-        let addr = self.add_seg_base(f, frame, seg::SS);
+        let addr = self.add_seg_base(f, frame, seg::SS, bytes);
         f.qemu_st(rbp, addr, mo, self.mem_index());
         if level > 0 {
             for i in 1..level {
-                let src = self.gen_stack_addr(f, rbp, (i * bytes).wrapping_neg());
+                let src = self.gen_stack_addr(f, rbp, (i * bytes).wrapping_neg(), bytes);
                 let v = f.new_ebb_temp(Type::I64);
                 f.qemu_ld(v, src, mo, self.mem_index());
-                let dst = self.gen_stack_addr(f, frame, (i * bytes).wrapping_neg());
+                let dst = self.gen_stack_addr(f, frame, (i * bytes).wrapping_neg(), bytes);
                 f.qemu_st(v, dst, mo, self.mem_index());
             }
-            let dst = self.gen_stack_addr(f, frame, (level * bytes).wrapping_neg());
+            let dst = self.gen_stack_addr(f, frame, (level * bytes).wrapping_neg(), bytes);
             f.qemu_st(frame, dst, mo, self.mem_index());
         }
         self.write_reg_n(f, reg::RBP, size, frame);
@@ -296,10 +296,10 @@ impl DisasContext<'_> {
         t
     }
 
-    /// The linear address of the stack location `base + delta` (stack address size, SS base).
-    fn gen_stack_addr(&mut self, f: &mut Func, base: Temp, delta: u64) -> Temp {
+    /// The linear address of the `len`-byte stack location `base + delta` (stack address size, SS base).
+    fn gen_stack_addr(&mut self, f: &mut Func, base: Temp, delta: u64, len: u64) -> Temp {
         let t = self.gen_stack_offset_of(f, base, delta);
-        self.add_seg_base(f, t, seg::SS)
+        self.add_seg_base(f, t, seg::SS, len)
     }
 
     /// leave: rsp = rbp, then pop rbp (with a 66 prefix: 16 bits into bp only).
@@ -317,7 +317,7 @@ impl DisasContext<'_> {
             let t = super::operand::gen_ext(f, size_sp, false, sp);
             f.mov(sp, t);
         }
-        let addr = self.add_seg_base(f, sp, seg::SS);
+        let addr = self.add_seg_base(f, sp, seg::SS, size.bytes() as u64);
         let v = f.new_ebb_temp(Type::I64);
         f.qemu_ld(v, addr, memop(size), self.mem_index());
         let k = f.constant(Type::I64, size.bytes() as u64);

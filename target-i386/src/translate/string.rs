@@ -46,12 +46,12 @@ impl DisasContext<'_> {
         Size::Q
     }
 
-    /// The linear address of a string operand: `seg_base + reg` truncated to the address size.
-    fn string_addr(&mut self, f: &mut Func, reg_n: usize, seg_index: usize, asize: Size) -> Temp {
+    /// The linear address of a string operand of `len` bytes: `seg_base + reg` truncated to the address size.
+    fn string_addr(&mut self, f: &mut Func, reg_n: usize, seg_index: usize, asize: Size, len: u64) -> Temp {
         let r = gen_ext(f, asize, false, I386Target::reg(reg_n));
         let a = f.new_ebb_temp(Type::I64);
         f.mov(a, r);
-        self.add_seg_base(f, a, seg_index)
+        self.add_seg_base(f, a, seg_index, len)
     }
 
     /// Adds `delta` to register `reg_n` at the address size.
@@ -110,8 +110,8 @@ impl DisasContext<'_> {
         let (mut a, mut b) = (zero, zero);
         match kind {
             M::Movsb => {
-                let s = self.string_addr(f, reg::RSI, src_seg, asize);
-                let d = self.string_addr(f, reg::RDI, seg::ES, asize);
+                let s = self.string_addr(f, reg::RSI, src_seg, asize, size.bytes() as u64);
+                let d = self.string_addr(f, reg::RDI, seg::ES, asize, size.bytes() as u64);
                 let v = f.new_ebb_temp(Type::I64);
                 f.qemu_ld(v, s, memop(size), mmu);
                 f.qemu_st(v, d, memop(size), mmu);
@@ -119,21 +119,21 @@ impl DisasContext<'_> {
                 self.string_advance(f, reg::RDI, delta, asize);
             }
             M::Stosb => {
-                let d = self.string_addr(f, reg::RDI, seg::ES, asize);
+                let d = self.string_addr(f, reg::RDI, seg::ES, asize, size.bytes() as u64);
                 let v = self.read_reg_n(f, reg::RAX, size);
                 f.qemu_st(v, d, memop(size), mmu);
                 self.string_advance(f, reg::RDI, delta, asize);
             }
             M::Lodsb => {
-                let s = self.string_addr(f, reg::RSI, src_seg, asize);
+                let s = self.string_addr(f, reg::RSI, src_seg, asize, size.bytes() as u64);
                 let v = f.new_ebb_temp(Type::I64);
                 f.qemu_ld(v, s, memop(size), mmu);
                 self.write_reg_n(f, reg::RAX, size, v);
                 self.string_advance(f, reg::RSI, delta, asize);
             }
             M::Cmpsb => {
-                let s = self.string_addr(f, reg::RSI, src_seg, asize);
-                let d = self.string_addr(f, reg::RDI, seg::ES, asize);
+                let s = self.string_addr(f, reg::RSI, src_seg, asize, size.bytes() as u64);
+                let d = self.string_addr(f, reg::RDI, seg::ES, asize, size.bytes() as u64);
                 (a, b) = (f.new_ebb_temp(Type::I64), f.new_ebb_temp(Type::I64));
                 f.qemu_ld(a, s, memop(size), mmu);
                 f.qemu_ld(b, d, memop(size), mmu);
@@ -141,7 +141,7 @@ impl DisasContext<'_> {
                 self.string_advance(f, reg::RDI, delta, asize);
             }
             _ => {
-                let d = self.string_addr(f, reg::RDI, seg::ES, asize);
+                let d = self.string_addr(f, reg::RDI, seg::ES, asize, size.bytes() as u64);
                 a = self.read_reg_n(f, reg::RAX, size);
                 b = f.new_ebb_temp(Type::I64);
                 f.qemu_ld(b, d, memop(size), mmu);

@@ -34,7 +34,7 @@ use rqemu_softmmu::SoftMmu;
 use rqemu_tcg::{Cond, Func, HelperFlags, HelperId, HelperInfo, Opcode, TargetDesc, Temp, Type};
 
 use super::operand::Loc;
-use super::{DisasContext, DisasJump, EXIT_LOOKUP};
+use super::{DisasContext, DisasJump};
 use crate::cc::Size;
 use crate::cpu::{eflags, excp, reg, seg, SegmentCache, X86CpuState, DESC_B, DESC_L, DESC_P, MSR_EFER};
 use crate::desc::{global, I386Target};
@@ -341,14 +341,14 @@ impl DisasContext<'_> {
     fn gen_end(&mut self, f: &mut Func) {
         let rip = I386Target::global(global::RIP);
         f.movi(rip, self.pc_next);
-        f.exit_tb(EXIT_LOOKUP);
+        self.gen_exit_lookup(f);
         self.is_jmp = DisasJump::NoReturn;
     }
 
     /// Ends the TB at the `rip` the helper wrote; the flags were replaced by the helper (`cc_op` = Eflags).
     fn gen_jump_exit(&mut self, f: &mut Func) {
         self.forget_cc_op();
-        f.exit_tb(EXIT_LOOKUP);
+        self.gen_exit_lookup(f);
         self.is_jmp = DisasJump::NoReturn;
     }
 

@@ -63,15 +63,20 @@ fn pm() -> GuestTest {
 fn segment_limit() -> GuestTest {
     let mut g = Guest::new();
     g.entry(|a| {
-        // #GP for a segment limit: a 16-bit data segment ends at 0xffff.
-        expect_fault(a, "limit", |a| {
-            a.mov(ax, u32::from(SEL_DATA16))?;
-            a.mov(fs, ax)?;
-            a.mov(eax, dword_ptr(0x1_0000).fs())
-        })?;
+        // #GP for a segment limit: a 16-bit data segment ends at 0xffff. The last dword inside it reads
+        // fine; a dword beyond it and a word straddling the limit fault.
+        a.mov(ax, u32::from(SEL_DATA16))?;
+        a.mov(fs, ax)?;
+        a.mov(eax, dword_ptr(0xfffc).fs())?;
+        expect_fault(a, "limit", |a| a.mov(eax, dword_ptr(0x1_0000).fs()))?;
+        expect_fault(a, "straddle", |a| a.mov(ax, word_ptr(0xffff).fs()))?;
         exit(a, 0)
     });
-    pass("exceptions_segment_limit", g, "limit: #0d err=00000000\n")
+    pass(
+        "exceptions_segment_limit",
+        g,
+        "limit: #0d err=00000000\nstraddle: #0d err=00000000\n",
+    )
 }
 
 /// #PF under 32-bit paging: a write and a read of a not-present page, a write to a read-only page.

@@ -1,6 +1,6 @@
 //! Interrupts: the PIT's IRQ 0 through the 8259 to the CPU waking a `hlt`, and the interrupt shadow of
 //! `sti` (the instruction after it runs before a pending interrupt is taken) and of `mov ss` (a single-step
-//! trap is held over the next instruction).
+//! trap is held over the next instruction), and single-stepping with EFLAGS.TF.
 
 use iced_x86::code_asm::*;
 
@@ -11,7 +11,7 @@ use crate::GuestTest;
 
 /// The interrupt guests.
 pub fn tests() -> Vec<GuestTest> {
-    vec![hlt(), sti_shadow(), mov_ss_shadow()]
+    vec![hlt(), sti_shadow(), mov_ss_shadow(), single_step()]
 }
 
 /// Where the IRQ 0 handler counts.
@@ -122,7 +122,7 @@ fn mov_ss_shadow() -> GuestTest {
         a.mov(eax, ss)?;
         a.pushfd()?;
         a.or(dword_ptr(esp), 0x100)?;
-        // SEQ + 10: popfd (1 byte), mov ss, ax (2), nop (1).
+        // SEQ + 10: popfd (1 byte), mov ss, ax (3: the assembler adds an operand-size prefix), nop (1).
         a.popfd()?;
         a.mov(ss, ax)?;
         a.nop()?;
@@ -131,13 +131,70 @@ fn mov_ss_shadow() -> GuestTest {
         a.mov(eax, dword_ptr(EIP))?;
         hex(a, 8)?;
         print(a, "\n")?;
-        a.cmp(dword_ptr(EIP), SEQ + 14)?;
+        a.cmp(dword_ptr(EIP), SEQ + 15)?;
         check_eq(a, "mov ss holds the trap")?;
         exit(a, 0)
     });
     pass(
         "irq_mov_ss_shadow",
         g,
-        &format!("#db eip {:08x}\nok mov ss holds the trap\n", SEQ + 14),
+        &format!("#db eip {:08x}\nok mov ss holds the trap\n", SEQ + 15),
+    )
+}
+
+/// `popfd` sets TF: a #DB trap follows each next instruction, with DR6.BS set and the frame's EIP at the
+/// instruction after it (after a jump: its target). The handler clears TF in the frame at the third trap.
+fn single_step() -> GuestTest {
+    const DB: u32 = AUX + 0x900;
+    const SEQ: u32 = AUX + 0xa00;
+    const TARGET: u32 = SEQ + 0x40;
+    const TRAPS: u32 = SCRATCH + 0x60;
+    const LAST: u32 = SCRATCH + 0x64;
+    const BS: u32 = SCRATCH + 0x68;
+    let mut g = Guest::new();
+    g.data(IDT32 + 8, &gate(SEL_CODE32, DB, 0x8e, 0).to_le_bytes());
+    g.code(DB, 32, |a| {
+        a.push(eax)?;
+        a.mov(eax, dr6)?;
+        a.and(eax, 0x4000)?;
+        a.or(dword_ptr(BS), eax)?;
+        a.inc(dword_ptr(TRAPS))?;
+        a.mov(eax, dword_ptr(esp + 4))?;
+        a.mov(dword_ptr(LAST), eax)?;
+        let keep = a.create_label();
+        a.cmp(dword_ptr(TRAPS), 3)?;
+        a.jb(keep)?;
+        a.and(dword_ptr(esp + 12), !0x100)?;
+        a.set_label(&mut { keep })?;
+        a.nop()?;
+        a.pop(eax)?;
+        a.iretd()
+    });
+    g.entry(|a| a.jmp(u64::from(SEQ)));
+    g.code(SEQ, 32, |a| {
+        a.mov(dword_ptr(TRAPS), 0)?;
+        a.pushfd()?;
+        a.or(dword_ptr(esp), 0x100)?;
+        a.popfd()?;
+        a.nop()?;
+        a.jmp(u64::from(TARGET))
+    });
+    g.code(TARGET, 32, |a| {
+        // TARGET + 5: after this mov, where the third trap returns.
+        a.mov(ecx, 5u32)?;
+        a.nop()?;
+        a.nop()?;
+        a.cmp(dword_ptr(TRAPS), 3)?;
+        check_eq(a, "three traps")?;
+        a.cmp(dword_ptr(LAST), TARGET + 5)?;
+        check_eq(a, "eip after the stepped instruction")?;
+        a.cmp(dword_ptr(BS), 0x4000)?;
+        check_eq(a, "dr6.bs")?;
+        exit(a, 0)
+    });
+    pass(
+        "irq_single_step",
+        g,
+        "ok three traps\nok eip after the stepped instruction\nok dr6.bs\n",
     )
 }
