@@ -3,7 +3,7 @@
 //! Results are exact except for a sticky bit, so the single rounding step in `round.rs`
 //! sees exactly what an infinitely precise implementation would.
 
-use crate::status::{FloatStatus, RoundingMode};
+use crate::status::{flags, FloatStatus, RoundingMode};
 use crate::unpacked::{Exact, Ieee, Num, F32, F64};
 
 /// Moves the leading bit of a nonzero u64 significand to bit 125 of a u128, leaving room for
@@ -26,13 +26,31 @@ pub(crate) fn add(a: Num, b: Num, mode: RoundingMode) -> Exact {
         }
         (Num::Inf(s), _) | (_, Num::Inf(s)) => Exact::Inf(s),
         (Num::Zero(sa), Num::Zero(sb)) => Exact::Zero(if sa == sb { sa } else { exact_zero_sign }),
-        (Num::Zero(_), Num::Fin { sign, exp, sig }) | (Num::Fin { sign, exp, sig }, Num::Zero(_)) => {
-            Exact::Fin { sign, exp, sig: sig as u128, sticky: false }
-        }
-        (Num::Fin { sign: sa, exp: ea, sig: ma }, Num::Fin { sign: sb, exp: eb, sig: mb }) => {
+        (Num::Zero(_), Num::Fin { sign, exp, sig }) | (Num::Fin { sign, exp, sig }, Num::Zero(_)) => Exact::Fin {
+            sign,
+            exp,
+            sig: sig as u128,
+            sticky: false,
+        },
+        (
+            Num::Fin {
+                sign: sa,
+                exp: ea,
+                sig: ma,
+            },
+            Num::Fin {
+                sign: sb,
+                exp: eb,
+                sig: mb,
+            },
+        ) => {
             let (ea, ma) = widen(ea, ma);
             let (eb, mb) = widen(eb, mb);
-            let ((eh, mh, sh), (el, ml, sl)) = if ea >= eb { ((ea, ma, sa), (eb, mb, sb)) } else { ((eb, mb, sb), (ea, ma, sa)) };
+            let ((eh, mh, sh), (el, ml, sl)) = if ea >= eb {
+                ((ea, ma, sa), (eb, mb, sb))
+            } else {
+                ((eb, mb, sb), (ea, ma, sa))
+            };
             let d = eh - el;
             // Shifted-out bits are jammed into the lowest bit; with 60+ guard bits that keeps
             // both sums and differences correctly rounded.
@@ -53,7 +71,12 @@ pub(crate) fn add(a: Num, b: Num, mode: RoundingMode) -> Exact {
             if sig == 0 {
                 return Exact::Zero(exact_zero_sign);
             }
-            Exact::Fin { sign, exp: eh as i32, sig, sticky: false }
+            Exact::Fin {
+                sign,
+                exp: eh as i32,
+                sig,
+                sticky: false,
+            }
         }
     }
 }
@@ -64,9 +87,12 @@ pub(crate) fn mul(a: Num, b: Num) -> Exact {
         (Num::Inf(_), Num::Zero(_)) | (Num::Zero(_), Num::Inf(_)) => Exact::Invalid,
         (Num::Inf(_), _) | (_, Num::Inf(_)) => Exact::Inf(sign),
         (Num::Zero(_), _) | (_, Num::Zero(_)) => Exact::Zero(sign),
-        (Num::Fin { exp: ea, sig: ma, .. }, Num::Fin { exp: eb, sig: mb, .. }) => {
-            Exact::Fin { sign, exp: ea + eb, sig: ma as u128 * mb as u128, sticky: false }
-        }
+        (Num::Fin { exp: ea, sig: ma, .. }, Num::Fin { exp: eb, sig: mb, .. }) => Exact::Fin {
+            sign,
+            exp: ea + eb,
+            sig: ma as u128 * mb as u128,
+            sticky: false,
+        },
     }
 }
 
@@ -91,7 +117,12 @@ pub(crate) fn div(a: Num, b: Num) -> Exact {
             let q2 = (r1 << 64) / nb;
             let r2 = (r1 << 64) % nb;
             let exp = (ea - la) - (eb - lb) - 128;
-            Exact::Fin { sign, exp, sig: (q1 << 64) | q2, sticky: r2 != 0 }
+            Exact::Fin {
+                sign,
+                exp,
+                sig: (q1 << 64) | q2,
+                sticky: r2 != 0,
+            }
         }
     }
 }
@@ -136,8 +167,21 @@ pub(crate) fn sqrt(a: Num) -> Exact {
             // nonzero remainder makes the tail nonzero.
             let half = (rem > root) as u128;
             let tail = (rem != 0) as u128;
-            Exact::Fin { sign: false, exp: (e / 2 - 2) as i32, sig: (root << 2) | (half << 1) | tail, sticky: false }
+            Exact::Fin {
+                sign: false,
+                exp: (e / 2 - 2) as i32,
+                sig: (root << 2) | (half << 1) | tail,
+                sticky: false,
+            }
         }
+    }
+}
+
+/// Invalid-operation and divide-by-zero outrank the denormal-operand exception on x86: when
+/// either is detected, a denormal operand is not reported.
+pub(crate) fn drop_denormal_if_rejected(e: Exact, before: u8, st: &mut FloatStatus) {
+    if matches!(e, Exact::Invalid | Exact::DivZero(_)) {
+        st.flags = (st.flags & !flags::DENORMAL) | (before & flags::DENORMAL);
     }
 }
 
@@ -145,9 +189,11 @@ fn sse_binop(f: &Ieee, a: u64, b: u64, st: &mut FloatStatus, op: fn(Num, Num, Ro
     if f.is_nan(a) || f.is_nan(b) {
         return f.propagate(a, b, st);
     }
+    let before = st.flags;
     let na = f.operand(a, st);
     let nb = f.operand(b, st);
     let e = op(na, nb, st.rounding);
+    drop_denormal_if_rejected(e, before, st);
     f.finish(e, st)
 }
 
@@ -155,8 +201,11 @@ fn sse_sqrt(f: &Ieee, a: u64, st: &mut FloatStatus) -> u64 {
     if f.is_nan(a) {
         return f.propagate(a, a, st);
     }
+    let before = st.flags;
     let na = f.operand(a, st);
-    f.finish(sqrt(na), st)
+    let e = sqrt(na);
+    drop_denormal_if_rejected(e, before, st);
+    f.finish(e, st)
 }
 
 fn op_add(a: Num, b: Num, m: RoundingMode) -> Exact {

@@ -27,7 +27,12 @@ fn num_exact(n: Num) -> Exact {
     match n {
         Num::Zero(s) => Exact::Zero(s),
         Num::Inf(s) => Exact::Inf(s),
-        Num::Fin { sign, exp, sig } => Exact::Fin { sign, exp, sig: sig as u128, sticky: false },
+        Num::Fin { sign, exp, sig } => Exact::Fin {
+            sign,
+            exp,
+            sig: sig as u128,
+            sticky: false,
+        },
     }
 }
 
@@ -48,7 +53,10 @@ fn ieee_to_f80(from: &Ieee, a: u64, st: &mut FloatStatus) -> F80 {
         }
         let se = if from.sign(a) { 0xffff } else { 0x7fff };
         let payload = (a & from.frac_mask()) << (63 - from.frac);
-        return F80 { mant: (1 << 63) | (1 << 62) | payload, se };
+        return F80 {
+            mant: (1 << 63) | (1 << 62) | payload,
+            se,
+        };
     }
     let n = from.operand(a, st);
     f80::finish(num_exact(n), EXTENDED, st)
@@ -93,7 +101,12 @@ fn int_exact(v: i64) -> Exact {
     if v == 0 {
         Exact::Zero(false)
     } else {
-        Exact::Fin { sign: v < 0, exp: 0, sig: v.unsigned_abs() as u128, sticky: false }
+        Exact::Fin {
+            sign: v < 0,
+            exp: 0,
+            sig: v.unsigned_abs() as u128,
+            sticky: false,
+        }
     }
 }
 
@@ -126,7 +139,11 @@ pub fn i64_to_f80(v: i64, st: &mut FloatStatus) -> F80 {
 /// the "integer indefinite" (most negative value) with INVALID only.
 fn num_to_int(n: Option<Num>, bits: u32, truncate: bool, st: &mut FloatStatus) -> i64 {
     let indefinite = i64::MIN >> (64 - bits);
-    let mode = if truncate { RoundingMode::TowardZero } else { st.rounding };
+    let mode = if truncate {
+        RoundingMode::TowardZero
+    } else {
+        st.rounding
+    };
     let (sign, mag, inexact) = match n {
         None | Some(Num::Inf(_)) => (false, None, false),
         Some(Num::Zero(_)) => return 0,
@@ -152,7 +169,11 @@ fn num_to_int(n: Option<Num>, bits: u32, truncate: bool, st: &mut FloatStatus) -
 }
 
 fn ieee_to_int(f: &Ieee, a: u64, bits: u32, truncate: bool, st: &mut FloatStatus) -> i64 {
-    let n = if f.is_nan(a) { None } else { Some(f.operand_quiet(a, st)) };
+    let n = if f.is_nan(a) {
+        None
+    } else {
+        Some(f.operand_quiet(a, st))
+    };
     num_to_int(n, bits, truncate, st)
 }
 
@@ -177,7 +198,11 @@ pub fn f64_to_i64(a: u64, truncate: bool, st: &mut FloatStatus) -> i64 {
 }
 
 fn f80_to_int(a: F80, bits: u32, truncate: bool, st: &mut FloatStatus) -> i64 {
-    let n = if f80_is_invalid_encoding(a) || f80_is_nan(a) { None } else { Some(f80::operand(a, st)) };
+    let n = if f80_is_invalid_encoding(a) || f80_is_nan(a) {
+        None
+    } else {
+        Some(f80::operand(a, st))
+    };
     num_to_int(n, bits, truncate, st)
 }
 
@@ -205,7 +230,12 @@ fn round_num_to_int(n: Num, mode: RoundingMode, suppress_inexact: bool, st: &mut
             }
             Some(match m {
                 Some(0) | None => Exact::Zero(sign),
-                Some(m) => Exact::Fin { sign, exp: 0, sig: m, sticky: false },
+                Some(m) => Exact::Fin {
+                    sign,
+                    exp: 0,
+                    sig: m,
+                    sticky: false,
+                },
             })
         }
         _ => None,
@@ -278,4 +308,3 @@ pub fn f64_is_snan(a: u64) -> bool {
 pub fn f64_is_denormal(a: u64) -> bool {
     F64.is_denormal(a)
 }
-

@@ -21,7 +21,10 @@ const EXP_MAX: u16 = 0x7fff;
 
 impl F80 {
     /// The x87 "real indefinite" NaN produced by masked invalid operations.
-    pub const DEFAULT_NAN: F80 = F80 { mant: 0xC000_0000_0000_0000, se: 0xffff };
+    pub const DEFAULT_NAN: F80 = F80 {
+        mant: 0xC000_0000_0000_0000,
+        se: 0xffff,
+    };
 
     fn exp(self) -> u16 {
         self.se & EXP_MAX
@@ -63,7 +66,11 @@ pub(crate) fn decode(a: F80) -> Num {
     if a.mant == 0 {
         return Num::Zero(sign);
     }
-    Num::Fin { sign, exp: e.max(1) - 16383 - 63, sig: a.mant }
+    Num::Fin {
+        sign,
+        exp: e.max(1) - 16383 - 63,
+        sig: a.mant,
+    }
 }
 
 /// Decodes an x87 operand, raising DENORMAL for (pseudo-)denormals (x87 has no DAZ).
@@ -87,8 +94,14 @@ pub(crate) fn pack(sign: bool, r: Rounded, fmt: Format) -> F80 {
     let s = if sign { 0x8000 } else { 0 };
     match r {
         Rounded::Zero => F80 { mant: 0, se: s },
-        Rounded::Inf => F80 { mant: INT_BIT, se: s | EXP_MAX },
-        Rounded::Finite { biased, sig } => F80 { mant: sig << (64 - fmt.p), se: s | biased as u16 },
+        Rounded::Inf => F80 {
+            mant: INT_BIT,
+            se: s | EXP_MAX,
+        },
+        Rounded::Finite { biased, sig } => F80 {
+            mant: sig << (64 - fmt.p),
+            se: s | biased as u16,
+        },
     }
 }
 
@@ -110,7 +123,10 @@ pub(crate) fn finish(e: Exact, fmt: Format, st: &mut FloatStatus) -> F80 {
 }
 
 pub(crate) fn quiet(a: F80) -> F80 {
-    F80 { mant: a.mant | QUIET_BIT, se: a.se }
+    F80 {
+        mant: a.mant | QUIET_BIT,
+        se: a.se,
+    }
 }
 
 /// x87 rule for two operands of which at least one is a NaN (Intel SDM "Rules for generating
@@ -209,7 +225,12 @@ pub fn f80_scalbn(a: F80, n: i32, st: &mut FloatStatus) -> F80 {
             // Any scale beyond the format's whole range behaves the same; clamping keeps
             // the exponent arithmetic from overflowing.
             let n = n.clamp(-70000, 70000);
-            let e = Exact::Fin { sign, exp: exp + n, sig: sig as u128, sticky: false };
+            let e = Exact::Fin {
+                sign,
+                exp: exp + n,
+                sig: sig as u128,
+                sticky: false,
+            };
             finish(e, EXTENDED, st)
         }
         _ => a,

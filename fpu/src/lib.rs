@@ -54,12 +54,12 @@ pub use compare::{f32_compare, f64_compare, f80_compare, Relation};
 pub use convert::{
     f32_is_denormal, f32_is_nan, f32_is_snan, f32_round_to_int, f32_to_f64, f32_to_f80, f32_to_i32, f32_to_i64,
     f64_is_denormal, f64_is_nan, f64_is_snan, f64_round_to_int, f64_to_f32, f64_to_f80, f64_to_i32, f64_to_i64,
-    f80_round_to_int, f80_to_f32, f80_to_f64, f80_to_i16, f80_to_i32, f80_to_i64, i32_to_f32, i32_to_f64,
-    i64_to_f32, i64_to_f64, i64_to_f80,
+    f80_round_to_int, f80_to_f32, f80_to_f64, f80_to_i16, f80_to_i32, f80_to_i64, i32_to_f32, i32_to_f64, i64_to_f32,
+    i64_to_f64, i64_to_f80,
 };
 pub use f80::{
-    f80_add, f80_div, f80_is_denormal, f80_is_invalid_encoding, f80_is_nan, f80_is_snan, f80_mul, f80_scalbn,
-    f80_sqrt, f80_sub, F80,
+    f80_add, f80_div, f80_is_denormal, f80_is_invalid_encoding, f80_is_nan, f80_is_snan, f80_mul, f80_scalbn, f80_sqrt,
+    f80_sub, F80,
 };
 pub use status::{flags, FloatStatus, Precision, RoundingMode};
 
@@ -71,7 +71,10 @@ mod tests {
     fn one_plus_one() {
         let mut st = FloatStatus::default();
         assert_eq!(f32_add(0x3f80_0000, 0x3f80_0000, &mut st), 0x4000_0000);
-        assert_eq!(f64_add(0x3ff0_0000_0000_0000, 0x3ff0_0000_0000_0000, &mut st), 0x4000_0000_0000_0000);
+        assert_eq!(
+            f64_add(0x3ff0_0000_0000_0000, 0x3ff0_0000_0000_0000, &mut st),
+            0x4000_0000_0000_0000
+        );
         assert_eq!(st.flags, 0);
     }
 
@@ -79,7 +82,10 @@ mod tests {
     fn point_one_plus_point_two() {
         let mut st = FloatStatus::default();
         // 0.1 + 0.2 = 0.30000000000000004
-        assert_eq!(f64_add(0x3fb9_9999_9999_999a, 0x3fc9_9999_9999_999a, &mut st), 0x3fd3_3333_3333_3334);
+        assert_eq!(
+            f64_add(0x3fb9_9999_9999_999a, 0x3fc9_9999_9999_999a, &mut st),
+            0x3fd3_3333_3333_3334
+        );
         assert_eq!(st.flags, flags::INEXACT);
     }
 
@@ -90,7 +96,10 @@ mod tests {
         assert_eq!(f64_div(0, 0, &mut st), 0xfff8_0000_0000_0000);
         assert_eq!(st.flags, flags::INVALID);
         let mut st = FloatStatus::default();
-        let m1 = F80 { mant: 1 << 63, se: 0xbfff };
+        let m1 = F80 {
+            mant: 1 << 63,
+            se: 0xbfff,
+        };
         assert_eq!(f80_sqrt(m1, &mut st), F80::DEFAULT_NAN);
         assert_eq!(st.flags, flags::INVALID);
     }
@@ -106,10 +115,19 @@ mod tests {
     fn sqrt_two_and_x87_single_precision() {
         let mut st = FloatStatus::default();
         assert_eq!(f64_sqrt(0x4000_0000_0000_0000, &mut st), 0x3ff6_a09e_667f_3bcd);
-        let two = F80 { mant: 1 << 63, se: 0x4000 };
+        let two = F80 {
+            mant: 1 << 63,
+            se: 0x4000,
+        };
         let mut st = FloatStatus::from_fcw(0x007f); // PC = single, nearest
         let r = f80_sqrt(two, &mut st);
-        assert_eq!(r, F80 { mant: 0xb504_f300_0000_0000, se: 0x3fff });
+        assert_eq!(
+            r,
+            F80 {
+                mant: 0xb504_f300_0000_0000,
+                se: 0x3fff
+            }
+        );
         assert_eq!(st.flags, flags::INEXACT);
     }
 
@@ -121,17 +139,35 @@ mod tests {
         let mut st = FloatStatus::default();
         assert_eq!(f32_to_i32(0xbfc0_0000, true, &mut st), -1); // -1.5
         assert_eq!(f32_to_i32(0xbfc0_0000, false, &mut st), -2);
-        assert_eq!(i64_to_f80(-3, &mut st), F80 { mant: 0xc000_0000_0000_0000, se: 0xc000 });
-        assert_eq!(f32_to_f80(0x3f80_0000, &mut st), F80 { mant: 1 << 63, se: 0x3fff });
+        assert_eq!(
+            i64_to_f80(-3, &mut st),
+            F80 {
+                mant: 0xc000_0000_0000_0000,
+                se: 0xc000
+            }
+        );
+        assert_eq!(
+            f32_to_f80(0x3f80_0000, &mut st),
+            F80 {
+                mant: 1 << 63,
+                se: 0x3fff
+            }
+        );
     }
 
     #[test]
     fn ftz_and_overflow() {
-        let mut st = FloatStatus { ftz: true, ..FloatStatus::default() };
+        let mut st = FloatStatus {
+            ftz: true,
+            ..FloatStatus::default()
+        };
         // smallest normal / 2 flushes
         assert_eq!(f32_mul(0x0080_0000, 0x3f00_0000, &mut st), 0);
         assert_eq!(st.flags, flags::UNDERFLOW | flags::INEXACT);
-        let mut st = FloatStatus { rounding: RoundingMode::TowardZero, ..FloatStatus::default() };
+        let mut st = FloatStatus {
+            rounding: RoundingMode::TowardZero,
+            ..FloatStatus::default()
+        };
         assert_eq!(f32_mul(0x7f7f_ffff, 0x4000_0000, &mut st), 0x7f7f_ffff);
         assert_eq!(st.flags, flags::OVERFLOW | flags::INEXACT);
     }

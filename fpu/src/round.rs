@@ -19,9 +19,21 @@ pub(crate) struct Format {
     pub emax: i32,
 }
 
-pub(crate) const SINGLE: Format = Format { p: 24, emin: -126, emax: 127 };
-pub(crate) const DOUBLE: Format = Format { p: 53, emin: -1022, emax: 1023 };
-pub(crate) const EXTENDED: Format = Format { p: 64, emin: -16382, emax: 16383 };
+pub(crate) const SINGLE: Format = Format {
+    p: 24,
+    emin: -126,
+    emax: 127,
+};
+pub(crate) const DOUBLE: Format = Format {
+    p: 53,
+    emin: -1022,
+    emax: 1023,
+};
+pub(crate) const EXTENDED: Format = Format {
+    p: 64,
+    emin: -16382,
+    emax: 16383,
+};
 
 /// A rounded value ready for packing. `biased` is 0 for denormals, whose `sig` then lacks the
 /// integer bit; `sig` always has at most `p` bits.
@@ -145,8 +157,15 @@ pub(crate) fn round_pack(
         };
         return if to_inf { Rounded::Inf } else { max_finite(fmt) };
     }
-    let biased = if kept >> (p - 1) != 0 { (top + fmt.emax as i64) as u32 } else { 0 };
-    Rounded::Finite { biased, sig: kept as u64 }
+    let biased = if kept >> (p - 1) != 0 {
+        (top + fmt.emax as i64) as u32
+    } else {
+        0
+    };
+    Rounded::Finite {
+        biased,
+        sig: kept as u64,
+    }
 }
 
 /// Largest finite magnitude of `fmt`, the overflow result of the directed roundings.

@@ -39,7 +39,12 @@ pub(crate) enum Exact {
     Invalid,
     /// Finite nonzero divided by zero.
     DivZero(bool),
-    Fin { sign: bool, exp: i32, sig: u128, sticky: bool },
+    Fin {
+        sign: bool,
+        exp: i32,
+        sig: u128,
+        sticky: bool,
+    },
 }
 
 /// Bit layout of an IEEE binary interchange format held in the low bits of a u64.
@@ -50,8 +55,16 @@ pub(crate) struct Ieee {
     pub fmt: Format,
 }
 
-pub(crate) const F32: Ieee = Ieee { frac: 23, expbits: 8, fmt: SINGLE };
-pub(crate) const F64: Ieee = Ieee { frac: 52, expbits: 11, fmt: DOUBLE };
+pub(crate) const F32: Ieee = Ieee {
+    frac: 23,
+    expbits: 8,
+    fmt: SINGLE,
+};
+pub(crate) const F64: Ieee = Ieee {
+    frac: 52,
+    expbits: 11,
+    fmt: DOUBLE,
+};
 
 impl Ieee {
     pub(crate) fn sign_mask(&self) -> u64 {
@@ -93,12 +106,20 @@ impl Ieee {
             if f == 0 {
                 Num::Zero(sign)
             } else {
-                Num::Fin { sign, exp: 1 - bias - self.frac as i32, sig: f }
+                Num::Fin {
+                    sign,
+                    exp: 1 - bias - self.frac as i32,
+                    sig: f,
+                }
             }
         } else if a & self.exp_mask() == self.exp_mask() {
             Num::Inf(sign)
         } else {
-            Num::Fin { sign, exp: e - bias - self.frac as i32, sig: f | (1 << self.frac) }
+            Num::Fin {
+                sign,
+                exp: e - bias - self.frac as i32,
+                sig: f | (1 << self.frac),
+            }
         }
     }
 
@@ -146,7 +167,9 @@ impl Ieee {
                 st.raise(flags::DIV_BY_ZERO);
                 self.pack(s, Rounded::Inf)
             }
-            Exact::Fin { sign, exp, sig, sticky } => self.pack(sign, round_pack(sign, exp, sig, sticky, self.fmt, st, true)),
+            Exact::Fin { sign, exp, sig, sticky } => {
+                self.pack(sign, round_pack(sign, exp, sig, sticky, self.fmt, st, true))
+            }
         }
     }
 
