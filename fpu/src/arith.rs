@@ -105,18 +105,17 @@ pub(crate) fn div(a: Num, b: Num) -> Exact {
         (Num::Zero(_), _) => Exact::Zero(sign),
         (_, Num::Zero(_)) => Exact::DivZero(sign),
         (Num::Fin { exp: ea, sig: ma, .. }, Num::Fin { exp: eb, sig: mb, .. }) => {
-            // Dividend leading bit at 62 and divisor at 63 keep the first quotient word
-            // below 2^64, and two 64-bit long-division steps give well over 64 + 2 bits.
-            let la = ma.leading_zeros() as i32 - 1;
+            // Dividend leading bit at 126 and divisor at 63 keep the first quotient word
+            // below 2^64; two 64-bit long-division steps then give at least 126 bits.
+            let la = ma.leading_zeros() as i32 + 63;
             let lb = mb.leading_zeros() as i32;
-            let na = (ma as u128) << la;
+            let num = (ma as u128) << la;
             let nb = (mb as u128) << lb;
-            let num = na << 64;
             let q1 = num / nb;
             let r1 = num % nb;
             let q2 = (r1 << 64) / nb;
             let r2 = (r1 << 64) % nb;
-            let exp = (ea - la) - (eb - lb) - 128;
+            let exp = (ea - la) - (eb - lb) - 64;
             Exact::Fin {
                 sign,
                 exp,

@@ -1,6 +1,6 @@
 //! The x87 80-bit extended format and its arithmetic under precision control.
 
-use crate::arith::{sqrt, OPS};
+use crate::arith::{drop_denormal_if_rejected, sqrt, OPS};
 use crate::round::{round_pack, Format, Rounded, EXTENDED};
 use crate::status::{flags, FloatStatus, Precision, RoundingMode};
 use crate::unpacked::{Exact, Num};
@@ -170,9 +170,11 @@ fn x87_binop(a: F80, b: F80, st: &mut FloatStatus, op: fn(Num, Num, RoundingMode
     if f80_is_nan(a) || f80_is_nan(b) {
         return propagate(a, b, st);
     }
+    let before = st.flags;
     let na = operand(a, st);
     let nb = operand(b, st);
     let e = op(na, nb, st.rounding);
+    drop_denormal_if_rejected(e, before, st);
     finish(e, x87_format(st.precision), st)
 }
 
@@ -205,8 +207,11 @@ pub fn f80_sqrt(a: F80, st: &mut FloatStatus) -> F80 {
     if f80_is_nan(a) {
         return propagate(a, a, st);
     }
+    let before = st.flags;
     let na = operand(a, st);
-    finish(sqrt(na), x87_format(st.precision), st)
+    let e = sqrt(na);
+    drop_denormal_if_rejected(e, before, st);
+    finish(e, x87_format(st.precision), st)
 }
 
 /// `a * 2^n`, rounded to full extended precision (fscale is not subject to precision
