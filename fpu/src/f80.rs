@@ -139,17 +139,13 @@ pub(crate) fn propagate(a: F80, b: F80, st: &mut FloatStatus) -> F80 {
         st.raise(flags::INVALID);
     }
     let pick = if an && bn {
-        if asn != bsn {
-            if asn {
-                b
-            } else {
-                a
-            }
-        } else if a.mant > b.mant {
-            a
-        } else if b.mant > a.mant {
-            b
-        } else if a.sign() {
+        // Equal significands: the positive NaN wins (measured on the host).
+        let b_wins = if asn != bsn {
+            asn
+        } else {
+            b.mant > a.mant || (b.mant == a.mant && a.sign())
+        };
+        if b_wins {
             b
         } else {
             a

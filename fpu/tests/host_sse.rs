@@ -8,7 +8,7 @@ use common::{Layout, Report, Rng, L32, L64};
 use core::arch::asm;
 use rqemu_fpu::*;
 
-const N: usize = 400_000;
+const N: usize = 1_000_000;
 
 /// MXCSR with every exception masked, flags clear.
 fn mxcsr(rc: u32, daz: bool, ftz: bool) -> u32 {
@@ -182,21 +182,21 @@ macro_rules! host_round {
             let mut c = csr;
             let mut save = 0u32;
             macro_rules! go {
-                                ($i:literal) => {
-                                    asm!(
-                                        "stmxcsr [{s}]",
-                                        "ldmxcsr [{c}]",
-                                        concat!($insn, " {x}, {y}, ", $i),
-                                        "stmxcsr [{c}]",
-                                        "ldmxcsr [{s}]",
-                                        x = inout(xmm_reg) x,
-                                        y = in(xmm_reg) a,
-                                        c = in(reg) &mut c as *mut u32,
-                                        s = in(reg) &mut save as *mut u32,
-                                        options(nostack)
-                                    )
-                                };
-                            }
+                                                ($i:literal) => {
+                                                    asm!(
+                                                        "stmxcsr [{s}]",
+                                                        "ldmxcsr [{c}]",
+                                                        concat!($insn, " {x}, {y}, ", $i),
+                                                        "stmxcsr [{c}]",
+                                                        "ldmxcsr [{s}]",
+                                                        x = inout(xmm_reg) x,
+                                                        y = in(xmm_reg) a,
+                                                        c = in(reg) &mut c as *mut u32,
+                                                        s = in(reg) &mut save as *mut u32,
+                                                        options(nostack)
+                                                    )
+                                                };
+                                            }
             match imm {
                 0 => go!(0),
                 1 => go!(1),
