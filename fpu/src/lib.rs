@@ -25,21 +25,46 @@
 //! # Flags and tininess
 //!
 //! [`FloatStatus::flags`] accumulates exceptions as x86 reports them with every exception
-//! masked. Underflow is raised only for results that are both tiny and inexact. The
-//! differential tests against the host CPU show that x86 decides tininess **after
-//! rounding** (the result rounded to the destination precision with an unbounded exponent is
-//! below the smallest normal), for SSE and x87 alike, and FTZ flushes exactly those results.
+//! masked; reacting to unmasked exceptions is the caller's business. Findings from the
+//! differential tests against the host CPU, which the code follows:
+//!
+//! * Tininess is detected **after rounding**, for SSE and x87 alike: a result is tiny when,
+//!   rounded to the destination precision as if the exponent were unbounded, it is below the
+//!   smallest normal. With tininess-before-rounding the tests report mismatches (e.g.
+//!   `mulss 0x807fffff, 0xbf800001` rounding up to the smallest normal sets no UE).
+//! * With underflow masked, UNDERFLOW is raised only if the tiny result is also inexact.
+//!   FTZ flushes exactly the tiny results (by the same after-rounding rule) and then reports
+//!   UNDERFLOW | INEXACT.
+//! * Invalid-operation and divide-by-zero outrank the denormal-operand flag: `sqrt(-denormal)`
+//!   and `denormal / 0` do not report DENORMAL. A NaN operand also suppresses it.
+//! * Float-to-integer conversions and roundss/roundsd never report DENORMAL (DAZ still
+//!   applies to their input); x87 stores (`fst m32/m64`, `fist(t)p`) do not report a
+//!   denormal source either, while x87 loads, arithmetic and compares do.
+//! * x87 NaN selection: QNaN over SNaN, then the larger significand, and for equal
+//!   significands the positive NaN. SSE returns the first NaN operand.
+//! * Integer conversions that overflow return the integer indefinite with INVALID only (no
+//!   INEXACT).
+//! * The reserved precision-control encoding 1 behaves like 64-bit precision.
 //!
 //! # Coverage
 //!
 //! Implemented and checked bit-for-bit (results and flags) against the host CPU by
-//! `tests/host_sse.rs` and `tests/host_x87.rs`: f32/f64 add, sub, mul, div, sqrt, compare,
-//! f32<->f64, integer conversions both ways, round-to-integral; f80 add, sub, mul, div, sqrt
-//! under all precision controls, compare, loads from and stores to f32/f64, fild/fistp/fisttp,
-//! frndint, and scaling by small integers. Not implemented: fused multiply-add,
-//! transcendental x87 instructions (fsin, fpatan, f2xm1, fyl2x...), fprem, fxtract,
-//! BCD conversions, and the unmasked-exception paths (the caller decides whether to trap;
-//! x87 unmasked overflow/underflow exponent wrapping is not provided).
+//! `tests/host_sse.rs` and `tests/host_x87.rs` under all rounding modes with DAZ/FTZ (SSE)
+//! or all precision controls (x87): f32/f64 add, sub, mul, div, sqrt, ucomis/comis,
+//! cvtss2sd/cvtsd2ss, cvtsi2ss/sd (32/64-bit), cvt(t)ss2si/cvt(t)sd2si (32/64-bit),
+//! roundss/roundsd; f80 fadd, fsub, fmul, fdiv, fsqrt, fcom/fucom, fld m32/m64, fst m32/m64,
+//! fild m64, fistp and fisttp m16/m32/m64, frndint, and fscale by integer scales (including
+//! unnormals, pseudo-NaNs/infinities and pseudo-denormals as operands).
+//!
+//! Not implemented: fused multiply-add, the transcendental x87 instructions (fsin, fcos,
+//! fptan, fpatan, f2xm1, fyl2x, fyl2xp1), fprem/fprem1, fxtract, BCD load/store,
+//! unsigned-integer conversions (AVX-512), and the x87 unmasked overflow/underflow
+//! behaviour that delivers an exponent-wrapped result. `f80_round_to_int`'s
+//! `suppress_inexact` has no x87 counterpart and is only unit-checked. Deriving the fscale
+//! scale from ST(1) (truncation, non-integral or huge values) is left to the x87 layer.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod arith;
 mod compare;

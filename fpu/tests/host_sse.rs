@@ -176,44 +176,56 @@ host_cmp!(h_comisd, u64, "comisd");
 
 macro_rules! host_round {
     ($name:ident, $t:ty, $insn:literal) => {
+        /// `$insn x, y, IMM` under `csr`.
         #[target_feature(enable = "sse4.1")]
-        unsafe fn $name(a: $t, imm: u8, csr: u32) -> ($t, u8) {
+        unsafe fn $name<const IMM: u8>(a: $t, csr: u32) -> ($t, u8) {
             let mut x: $t = 0;
             let mut c = csr;
             let mut save = 0u32;
-            macro_rules! go {
-                                                ($i:literal) => {
-                                                    asm!(
-                                                        "stmxcsr [{s}]",
-                                                        "ldmxcsr [{c}]",
-                                                        concat!($insn, " {x}, {y}, ", $i),
-                                                        "stmxcsr [{c}]",
-                                                        "ldmxcsr [{s}]",
-                                                        x = inout(xmm_reg) x,
-                                                        y = in(xmm_reg) a,
-                                                        c = in(reg) &mut c as *mut u32,
-                                                        s = in(reg) &mut save as *mut u32,
-                                                        options(nostack)
-                                                    )
-                                                };
-                                            }
-            match imm {
-                0 => go!(0),
-                1 => go!(1),
-                2 => go!(2),
-                3 => go!(3),
-                8 => go!(8),
-                9 => go!(9),
-                10 => go!(10),
-                _ => go!(11),
-            }
+            asm!(
+                "stmxcsr [{s}]",
+                "ldmxcsr [{c}]",
+                concat!($insn, " {x}, {y}, {i}"),
+                "stmxcsr [{c}]",
+                "ldmxcsr [{s}]",
+                x = inout(xmm_reg) x,
+                y = in(xmm_reg) a,
+                c = in(reg) &mut c as *mut u32,
+                s = in(reg) &mut save as *mut u32,
+                i = const IMM,
+                options(nostack)
+            );
             (x, (c & 0x3f) as u8)
         }
     };
 }
 
-host_round!(h_roundss, u32, "roundss");
-host_round!(h_roundsd, u64, "roundsd");
+host_round!(h_roundss_imm, u32, "roundss");
+host_round!(h_roundsd_imm, u64, "roundsd");
+
+/// Dispatches a runtime immediate to the monomorphised host routine.
+macro_rules! by_imm {
+    ($f:ident, $a:expr, $imm:expr, $csr:expr) => {
+        match $imm {
+            0 => $f::<0>($a, $csr),
+            1 => $f::<1>($a, $csr),
+            2 => $f::<2>($a, $csr),
+            3 => $f::<3>($a, $csr),
+            8 => $f::<8>($a, $csr),
+            9 => $f::<9>($a, $csr),
+            10 => $f::<10>($a, $csr),
+            _ => $f::<11>($a, $csr),
+        }
+    };
+}
+
+unsafe fn h_roundss(a: u32, imm: u8, csr: u32) -> (u32, u8) {
+    by_imm!(h_roundss_imm, a, imm, csr)
+}
+
+unsafe fn h_roundsd(a: u64, imm: u8, csr: u32) -> (u64, u8) {
+    by_imm!(h_roundsd_imm, a, imm, csr)
+}
 
 type Bin<T> = fn(T, T, &mut FloatStatus) -> T;
 type HostBin<T> = fn(T, T, u32) -> (T, u8);
@@ -517,6 +529,88 @@ fn sse_round_to_int() {
                     st.flags
                 )
             });
+        }
+    }
+    rep.finish();
+}
+
+/// Every pair of boundary values (both signs) through every arithmetic op and compare, under
+/// every rounding mode and DAZ/FTZ combination: the corners are covered deterministically.
+#[test]
+fn sse_edge_pairs() {
+    fn signed(l: Layout) -> Vec<u64> {
+        let sign = 1u64 << (l.frac + l.expbits);
+        l.edges().into_iter().flat_map(|v| [v, v | sign]).collect()
+    }
+    let mut rep = Report::new("SSE edge pairs");
+    let e32 = signed(L32);
+    let e64 = signed(L64);
+    for rc in 0..4 {
+        for (daz, ftz) in [(false, false), (true, false), (false, true), (true, true)] {
+            let csr = mxcsr(rc, daz, ftz);
+            for &a in &e32 {
+                for &b in &e32 {
+                    let (a, b) = (a as u32, b as u32);
+                    let ops: [(&str, Bin<u32>, HostBin<u32>); 5] = [
+                        ("addss", f32_add, h_addss),
+                        ("subss", f32_sub, h_subss),
+                        ("mulss", f32_mul, h_mulss),
+                        ("divss", f32_div, h_divss),
+                        ("sqrtss", |_, y, st| f32_sqrt(y, st), h_sqrtss),
+                    ];
+                    for (name, soft, host) in ops {
+                        let mut st = status(csr);
+                        let got = (soft(a, b, &mut st), st.flags);
+                        let want = host(a, b, csr);
+                        rep.check(got == want, || {
+                            format!("{name} {a:#x} {b:#x} csr={csr:#x}: {got:x?} {want:x?}")
+                        });
+                    }
+                    for signaling in [false, true] {
+                        let mut st = status(csr);
+                        let got = (f32_compare(a, b, signaling, &mut st), st.flags);
+                        let want = if signaling {
+                            h_comiss(a, b, csr)
+                        } else {
+                            h_ucomiss(a, b, csr)
+                        };
+                        rep.check(got == want, || {
+                            format!("comiss({signaling}) {a:#x} {b:#x}: {got:x?} {want:x?}")
+                        });
+                    }
+                }
+            }
+            for &a in &e64 {
+                for &b in &e64 {
+                    let ops: [(&str, Bin<u64>, HostBin<u64>); 5] = [
+                        ("addsd", f64_add, h_addsd),
+                        ("subsd", f64_sub, h_subsd),
+                        ("mulsd", f64_mul, h_mulsd),
+                        ("divsd", f64_div, h_divsd),
+                        ("sqrtsd", |_, y, st| f64_sqrt(y, st), h_sqrtsd),
+                    ];
+                    for (name, soft, host) in ops {
+                        let mut st = status(csr);
+                        let got = (soft(a, b, &mut st), st.flags);
+                        let want = host(a, b, csr);
+                        rep.check(got == want, || {
+                            format!("{name} {a:#x} {b:#x} csr={csr:#x}: {got:x?} {want:x?}")
+                        });
+                    }
+                    for signaling in [false, true] {
+                        let mut st = status(csr);
+                        let got = (f64_compare(a, b, signaling, &mut st), st.flags);
+                        let want = if signaling {
+                            h_comisd(a, b, csr)
+                        } else {
+                            h_ucomisd(a, b, csr)
+                        };
+                        rep.check(got == want, || {
+                            format!("comisd({signaling}) {a:#x} {b:#x}: {got:x?} {want:x?}")
+                        });
+                    }
+                }
+            }
         }
     }
     rep.finish();

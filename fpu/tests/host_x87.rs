@@ -506,3 +506,68 @@ fn x87_nan_selection() {
     }
     rep.finish();
 }
+
+/// Every pair of boundary values (both signs) through the arithmetic ops and compares under
+/// every rounding mode and precision control.
+#[test]
+fn x87_edge_pairs() {
+    let mut rep = Report::new("x87 edge pairs");
+    let edges: Vec<F80> = edges80()
+        .into_iter()
+        .flat_map(|v| [v, f(v.se | 0x8000, v.mant)])
+        .collect();
+    let ops: [(&str, Soft, Host); 5] = [
+        ("fadd", f80_add, h_fadd),
+        ("fsub", f80_sub, h_fsub),
+        ("fmul", f80_mul, h_fmul),
+        ("fdiv", f80_div, h_fdiv),
+        ("fsqrt", s_sqrt, h_fsqrt),
+    ];
+    for rc in 0..4u16 {
+        for pc in [0u16, 2, 3] {
+            let fcw = 0x007f | (pc << 8) | (rc << 10);
+            for &a in &edges {
+                for &b in &edges {
+                    let (ea, eb) = (enc(a), enc(b));
+                    for (name, soft, host) in ops {
+                        let mut st = FloatStatus::from_fcw(fcw);
+                        let got = soft(a, b, &mut st);
+                        let (o, wf) = host(fcw, &ea, &eb);
+                        let want = dec(&o);
+                        rep.check(got == want && st.flags == wf, || {
+                            format!(
+                                "{name} a={a:x?} b={b:x?} fcw={fcw:#x}: soft={got:x?} {:#x} host={want:x?} {wf:#x}",
+                                st.flags
+                            )
+                        });
+                    }
+                    if pc == 3 {
+                        for signaling in [false, true] {
+                            let mut st = FloatStatus::from_fcw(fcw);
+                            let got = f80_compare(a, b, signaling, &mut st);
+                            let (_, wf) = if signaling {
+                                h_fcom(fcw, &ea, &eb)
+                            } else {
+                                h_fucom(fcw, &ea, &eb)
+                            };
+                            let sw = fcom_cc(fcw, &ea, &eb, signaling);
+                            let want = match (sw >> 8 & 1, sw >> 10 & 1, sw >> 14 & 1) {
+                                (0, 0, 0) => Relation::Greater,
+                                (1, 0, 0) => Relation::Less,
+                                (0, 0, 1) => Relation::Equal,
+                                _ => Relation::Unordered,
+                            };
+                            rep.check(got == want && st.flags == wf, || {
+                                format!(
+                                    "fcom({signaling}) a={a:x?} b={b:x?}: soft={got:?} {:#x} host={want:?} {wf:#x}",
+                                    st.flags
+                                )
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    rep.finish();
+}
