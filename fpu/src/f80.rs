@@ -1,7 +1,8 @@
 //! The x87 80-bit extended format and its arithmetic under precision control.
 
-use crate::arith::{drop_denormal_if_rejected, sqrt, OPS};
+use crate::arith::{drop_denormal_if_rejected, OPS};
 use crate::round::{round_pack, Format, Rounded, EXTENDED};
+use crate::sqrt::sqrt;
 use crate::status::{flags, FloatStatus, Precision, RoundingMode};
 use crate::unpacked::{Exact, Num};
 

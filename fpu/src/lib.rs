@@ -71,21 +71,23 @@ mod compare;
 mod convert;
 mod f80;
 mod round;
+mod round_int;
+mod sqrt;
 mod status;
 mod unpacked;
 
 pub use arith::{f32_add, f32_div, f32_mul, f32_sqrt, f32_sub, f64_add, f64_div, f64_mul, f64_sqrt, f64_sub};
 pub use compare::{f32_compare, f64_compare, f80_compare, Relation};
 pub use convert::{
-    f32_is_denormal, f32_is_nan, f32_is_snan, f32_round_to_int, f32_to_f64, f32_to_f80, f32_to_i32, f32_to_i64,
-    f64_is_denormal, f64_is_nan, f64_is_snan, f64_round_to_int, f64_to_f32, f64_to_f80, f64_to_i32, f64_to_i64,
-    f80_round_to_int, f80_to_f32, f80_to_f64, f80_to_i16, f80_to_i32, f80_to_i64, i32_to_f32, i32_to_f64, i64_to_f32,
-    i64_to_f64, i64_to_f80,
+    f32_is_denormal, f32_is_nan, f32_is_snan, f32_to_f64, f32_to_f80, f32_to_i32, f32_to_i64, f64_is_denormal,
+    f64_is_nan, f64_is_snan, f64_to_f32, f64_to_f80, f64_to_i32, f64_to_i64, f80_to_f32, f80_to_f64, f80_to_i16,
+    f80_to_i32, f80_to_i64, i32_to_f32, i32_to_f64, i64_to_f32, i64_to_f64, i64_to_f80,
 };
 pub use f80::{
     f80_add, f80_div, f80_is_denormal, f80_is_invalid_encoding, f80_is_nan, f80_is_snan, f80_mul, f80_scalbn, f80_sqrt,
     f80_sub, F80,
 };
+pub use round_int::{f32_round_to_int, f64_round_to_int, f80_round_to_int};
 pub use status::{flags, FloatStatus, Precision, RoundingMode};
 
 #[cfg(test)]
