@@ -22,6 +22,21 @@
 //! x87 precision control is simply that routine with a 24- or 53-bit significand and the
 //! extended exponent range.
 //!
+//! # Use
+//!
+//! Values travel as raw bit patterns (`u32`, `u64`, [`F80`]). Build a [`FloatStatus`] from
+//! the guest control register, run the operation, then OR the accumulated flags back:
+//!
+//! ```
+//! use rqemu_fpu::{f32_add, FloatStatus};
+//! let mut mxcsr: u32 = 0x1f80; // reset value: all exceptions masked
+//! let mut st = FloatStatus::from_mxcsr(mxcsr);
+//! let sum = f32_add(0x3f80_0000, 0x3380_0000, &mut st); // 1.0 + 2^-24: a tie
+//! mxcsr |= u32::from(st.flags);
+//! assert_eq!(sum, 0x3f80_0000);
+//! assert_eq!(mxcsr & 0x3f, 0x20); // precision exception
+//! ```
+//!
 //! # Flags and tininess
 //!
 //! [`FloatStatus::flags`] accumulates exceptions as x86 reports them with every exception

@@ -90,7 +90,8 @@ pub(crate) fn round_to_integer(sign: bool, exp: i32, sig: u64, mode: RoundingMod
 
 /// Rounds `(-1)^sign * sig * 2^exp` (with `sticky` standing for nonzero bits below `sig`) to
 /// `fmt`, raising INEXACT/UNDERFLOW/OVERFLOW and applying flush-to-zero as x86 does with the
-/// corresponding exceptions masked.
+/// corresponding exceptions masked. `allow_ftz` is false for x87 results, since FTZ is an
+/// SSE-only control even when the caller's status has it set.
 pub(crate) fn round_pack(
     sign: bool,
     exp: i32,

@@ -5,6 +5,8 @@ use crate::round::{round_to_integer, Rounded, EXTENDED};
 use crate::status::{flags, FloatStatus, RoundingMode};
 use crate::unpacked::{Exact, Ieee, Num, F32, F64};
 
+/// `None` for values that are already integral (and zeros/infinities): the caller then
+/// returns the input encoding untouched, which is what the hardware does.
 fn round_num_to_int(n: Num, mode: RoundingMode, suppress_inexact: bool, st: &mut FloatStatus) -> Option<Exact> {
     match n {
         Num::Fin { sign, exp, sig } if exp < 0 => {
