@@ -125,8 +125,8 @@ pub enum Family {
     Bmi,
     /// aaa aas daa das aam aad, bound, arpl, into (32-bit code only: #UD in 64-bit mode)
     Legacy,
-    /// MMX (and the MMX-register-only forms of later extensions: cvtpi2ps, pshufw, movq2dq, ...), emms; also
-    /// enables the MMX forms of the other SIMD families' mnemonics (see `generate/simd.rs`)
+    /// Every form with an MMX register operand (MMX itself and the MMX forms SSE, SSE2 and SSSE3 added: pavgb,
+    /// pshufw, paddq, pshufb, cvtpi2ps, movq2dq, ...), emms (see `generate/simd.rs`)
     Mmx,
     /// SSE2 integer and shuffle instructions on XMM
     Sse2Int,
@@ -138,7 +138,7 @@ pub enum Family {
     Sse42,
     /// SSE (single precision): arithmetic, sqrt, min/max, rcp/rsqrt, cmpps/cmpss, comiss/ucomiss, conversions,
     /// logic and shuffles, movss/movhps/..., movmskps
-    SseFp,
+    Sse1Fp,
     /// SSE2 double precision and the conversions
     Sse2Fp,
     /// SSE3: haddps/hsubps/addsubps (and pd), movddup/movshdup/movsldup, lddqu
@@ -168,7 +168,7 @@ pub const PENDING_FAMILIES: &[Family] = &[
     Family::Ssse3,
     Family::Sse41Int,
     Family::Sse42,
-    Family::SseFp,
+    Family::Sse1Fp,
     Family::Sse2Fp,
     Family::Sse3,
     Family::Sse41Fp,
@@ -207,7 +207,7 @@ impl Family {
         Family::Ssse3,
         Family::Sse41Int,
         Family::Sse42,
-        Family::SseFp,
+        Family::Sse1Fp,
         Family::Sse2Fp,
         Family::Sse3,
         Family::Sse41Fp,
@@ -231,17 +231,18 @@ impl Family {
         matches!(self, Family::SseMove) || !simd::mnemonics(self).is_empty() || self == Family::Mmx
     }
 
-    /// Whether this family draws `code` when the families `selected` are: the mnemonic is the family's, and
-    /// MMX-register forms need [`Family::Mmx`] selected (so adding MMX forms of pavgb & co. to a run is one
-    /// switch), XMM forms a SIMD family (the String family's movsd/cmpsd are the string instructions only).
-    pub fn owns(self, code: Code, selected: &[Family]) -> bool {
+    /// Whether this family draws `code`: the mnemonic is the family's, and the operands are of its domain: forms
+    /// with an MMX register are [`Family::Mmx`]'s alone (so MMX is fuzzed, and can land, apart from SSE),
+    /// XMM forms are the other SIMD families' (the String family's movsd/cmpsd are the string instructions
+    /// only).
+    pub fn owns(self, code: Code) -> bool {
         if !self.mnemonics().contains(&code.mnemonic()) {
             return false;
         }
         if simd::has_mm_operand(code) {
-            self.is_simd() && selected.contains(&Family::Mmx)
+            self == Family::Mmx
         } else if simd::has_simd_operand(code) {
-            self.is_simd()
+            self.is_simd() && self != Family::Mmx
         } else {
             // The SIMD families' GPR-only forms (crc32, movnti, fences) are theirs; the string movsd/cmpsd are not.
             !self.is_simd() || self == Family::SseMove || !snippets::is_snippet_mnemonic(code.mnemonic())
@@ -467,7 +468,7 @@ impl Family {
                 "pending" => PENDING_FAMILIES.to_vec(),
                 "all" => Family::ALL.to_vec(),
                 "sse-int" => vec![F::Sse2Int, F::Ssse3, F::Sse41Int, F::Sse42],
-                "sse-fp" => vec![F::SseFp, F::Sse2Fp, F::Sse3, F::Sse41Fp],
+                "sse-fp" => vec![F::Sse1Fp, F::Sse2Fp, F::Sse3, F::Sse41Fp],
                 "x87" => vec![F::X87LoadStore, F::X87Arith, F::X87Compare, F::X87Transcendental],
                 _ => vec![Family::from_name(name).ok_or_else(|| format!("unknown family `{name}`"))?],
             };
@@ -588,7 +589,7 @@ pub fn forms_for(families: &[Family], bitness: u32) -> Vec<Code> {
                 // today's CPUs raise #UD for) are not the instruction set.
                 && (bitness == 64 || op.decoder_option() == iced_x86::DecoderOptions::NONE)
                 && encoding_ok
-                && families.iter().any(|f| f.owns(*code, families))
+                && families.iter().any(|f| f.owns(*code))
                 // 16-bit BSWAP has an undefined result.
                 && *code != Code::Bswap_r16
                 && if is_snippet_code(*code) {
@@ -866,11 +867,15 @@ impl Fill<'_> {
         if first && (x87::is_x87(mnemonic) || simd::has_mm_operand(form)) {
             x87::random_state(self.rng, &mut self.state, true);
         }
-        let fp_form = Family::ALL
-            .iter()
-            .any(|f| simd::is_fp_family(*f) && f.mnemonics().contains(&mnemonic))
-            || (simd::has_simd_operand(form) && simd::element_format(form).is_some());
-        if fp_form && self.state.mxcsr == MXCSR_DEFAULT {
+        // Float inputs (edge values by element type, random MXCSR) for the FP families' forms, the x87's and the
+        // MMX FP conversions; not for the SseMove family, whose moves do not look at values (and whose stream
+        // the recorded vectors pin).
+        let fp_inputs = x87::is_x87(mnemonic)
+            || Family::ALL
+                .iter()
+                .any(|f| simd::is_fp_family(*f) && f.mnemonics().contains(&mnemonic))
+            || (simd::has_mm_operand(form) && simd::element_format(form).is_some());
+        if fp_inputs && simd::has_simd_operand(form) && self.state.mxcsr == MXCSR_DEFAULT {
             self.state.mxcsr = simd::mxcsr(self.rng);
         }
         for (i, kind) in kinds.iter().enumerate() {
@@ -889,9 +894,13 @@ impl Fill<'_> {
                     Opnd::Mem(m)
                 }
                 K::xmm_reg | K::xmm_rm | K::xmm_or_mem => {
-                    // XMM8-15 need REX: not in 32- and 16-bit code.
-                    let n = self.rng.below(if self.bitness == 64 { 16 } else { 8 }) as usize;
-                    self.state.xmm[n] = simd::xmm_value(self.rng, form);
+                    // (XMM8-15 in 32- and 16-bit code fail to encode: the draw is retried.)
+                    let n = self.rng.below(16) as usize;
+                    self.state.xmm[n] = if fp_inputs {
+                        simd::xmm_value(self.rng, form)
+                    } else {
+                        (self.rng.next_u64() as u128) << 64 | edge_value(self.rng, 64) as u128
+                    };
                     Opnd::Reg(Register::XMM0 + n as u32)
                 }
                 K::mm_reg | K::mm_rm | K::mm_or_mem => {
@@ -982,7 +991,7 @@ impl Fill<'_> {
             return None;
         }
         let mut insn = build(form, &ops)?;
-        if let Some((off, _)) = mem_at {
+        if let Some((off, _)) = mem_at.filter(|_| fp_inputs) {
             self.fp_memory(form, off, mem_bytes as usize);
         }
         if let Some((off, w)) = mem_at {
@@ -1587,7 +1596,7 @@ mod tests {
         }
     }
 
-    /// Each pending family alone (and with MMX forms enabled), in 64- and 32-bit code: every mnemonic with a form
+    /// Each pending family alone, in 64- and 32-bit code: every mnemonic with a form
     /// is drawn, every case decodes, and the inputs are what the family needs (x87 forms: a random FCW somewhere;
     /// SSE FP forms: a random MXCSR somewhere; MMX forms: registers with all-ones exponents somewhere).
     #[test]
@@ -1596,7 +1605,7 @@ mod tests {
         let decoded_split = [Mnemonic::Fclex, Mnemonic::Fstenv, Mnemonic::Fsave];
         for bitness in [64, 32] {
             for f in PENDING_FAMILIES {
-                let families = vec![*f, Family::Mmx];
+                let families = vec![*f];
                 let g = Generator::new(GenOptions {
                     families: families.clone(),
                     bitness,
@@ -1634,7 +1643,10 @@ mod tests {
         assert!(forms(&[Family::Sse2Fp]).contains(&Code::Cmpsd_xmm_xmmm64_imm8));
         assert!(!forms(&[Family::Sse2Fp]).contains(&Code::Cmpsd_m32_m32));
         assert!(!forms(&[Family::Sse2Int]).contains(&Code::Paddq_mm_mmm64));
-        assert!(forms(&[Family::Sse2Int, Family::Mmx]).contains(&Code::Paddq_mm_mmm64));
+        assert!(forms(&[Family::Mmx]).contains(&Code::Paddq_mm_mmm64));
+        assert!(forms(&[Family::Mmx]).contains(&Code::Pshufb_mm_mmm64));
+        assert!(!forms(&[Family::Mmx]).contains(&Code::Paddq_xmm_xmmm128));
+        assert!(!forms(&[Family::Mmx]).contains(&Code::Movq_xmm_rm64));
     }
 
     #[test]
@@ -1647,10 +1659,10 @@ mod tests {
         assert_eq!(Family::parse_list("x87").unwrap().len(), 4);
         assert!(Family::parse_list("sse5").is_err());
         assert_eq!(Family::default_mix().len() + PENDING_FAMILIES.len(), Family::ALL.len());
-        // A mnemonic belongs to one SIMD family at most.
+        // A mnemonic belongs to one SIMD family at most (besides MMX, which has the MMX forms of many).
         let simd: Vec<Family> = Family::ALL
             .into_iter()
-            .filter(|f| !simd::mnemonics(*f).is_empty())
+            .filter(|f| !simd::mnemonics(*f).is_empty() && *f != Family::Mmx)
             .collect();
         for (i, a) in simd.iter().enumerate() {
             for b in &simd[i + 1..] {
@@ -1671,7 +1683,13 @@ mod tests {
         ] {
             assert!(Family::Sse41Fp.mnemonics().contains(&m), "{m:?}");
         }
-        for m in [Mnemonic::Pblendvb, Mnemonic::Ptest, Mnemonic::Pmovzxbw] {
+        for m in [
+            Mnemonic::Pblendvb,
+            Mnemonic::Ptest,
+            Mnemonic::Pmovzxbw,
+            Mnemonic::Pmaxsd,
+            Mnemonic::Pminsd,
+        ] {
             assert!(Family::Sse41Int.mnemonics().contains(&m), "{m:?}");
         }
         for m in [Mnemonic::Crc32, Mnemonic::Pcmpistri, Mnemonic::Pcmpgtq] {
@@ -1687,6 +1705,9 @@ mod tests {
         }
         for m in [
             Mnemonic::Emms,
+            Mnemonic::Paddb,
+            Mnemonic::Pshufb,
+            Mnemonic::Pavgb,
             Mnemonic::Cvtpi2ps,
             Mnemonic::Pshufw,
             Mnemonic::Movq2dq,

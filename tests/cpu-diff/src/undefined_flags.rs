@@ -360,7 +360,7 @@ mod tests {
             Family::Ssse3,
             Family::Sse41Int,
             Family::Sse42,
-            Family::SseFp,
+            Family::Sse1Fp,
             Family::Sse2Fp,
             Family::Sse3,
             Family::Sse41Fp,

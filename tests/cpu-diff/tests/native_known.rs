@@ -389,3 +389,105 @@ fn case16(code: &[u8], f: impl FnOnce(&mut CpuState)) -> Case {
     c.bitness = 16;
     c
 }
+
+// ---- x87, MMX and SSE floating point ----------------------------------------------------------------------
+
+#[test]
+fn x87_state_round_trips_and_fld1_pushes() {
+    // nop: FCW, FSW (TOP 5, C3, a masked flag), FTW and all eight registers come back as they went in.
+    let setup = |s: &mut CpuState| {
+        s.fcw = 0x0b7f;
+        s.fsw = 5 << 11 | 0x4000 | 0x20;
+        s.ftw = 0b1010_0101;
+        for (i, st) in s.st.iter_mut().enumerate() {
+            *st = 0x3fff_8000_0000_0000_0000 + i as u128;
+        }
+    };
+    let r = run_one(case(&[0x90], setup));
+    let mut want = CpuState::default();
+    want.gpr[RSP] = SCRATCH_STACK_TOP;
+    setup(&mut want);
+    assert_eq!((r.fault, r.state.clone()), (Fault::None, want.clone()));
+    // fld1: TOP 5 -> 4, the new ST0 is 1.0, the old ST0..ST6 move down one, physical register 4 becomes valid.
+    let r = run_one(case(&[0xd9, 0xe8], setup));
+    assert_eq!(r.fault, Fault::None);
+    assert_eq!(r.state.fsw >> 11 & 7, 4);
+    assert_eq!(r.state.st[0], 0x3fff_8000_0000_0000_0000);
+    assert_eq!(r.state.st[1..], want.st[..7]);
+    assert_eq!(r.state.ftw, want.ftw | 1 << 4);
+}
+
+#[test]
+fn pending_x87_exception_raises_mf_and_keeps_fsw() {
+    // fwait with ZE flagged and unmasked (ES, B set): #MF at the fwait, FSW unchanged.
+    let r = run_one(case(&[0x9b], |s| {
+        s.fcw = 0x037b;
+        s.fsw = 0x8084;
+    }));
+    assert_eq!((r.fault, r.rip, r.state.fsw), (Fault::Mf, 0, 0x8084));
+    // fnclex is not a waiting instruction: it clears the flags without #MF.
+    let r = run_one(case(&[0xdb, 0xe2], |s| {
+        s.fcw = 0x037b;
+        s.fsw = 0x8084;
+    }));
+    assert_eq!((r.fault, r.state.fsw), (Fault::None, 0));
+}
+
+#[test]
+fn unmasked_sse_exception_raises_xm_with_the_flag_set() {
+    // divss xmm0, xmm1 with 1.0 / 0.0 and ZE unmasked: #XM, destination unchanged, ZE set in MXCSR.
+    let setup = |s: &mut CpuState| {
+        s.xmm[0] = 0x3f80_0000;
+        s.xmm[1] = 0;
+        s.mxcsr = MXCSR_DEFAULT & !(1 << 9);
+    };
+    let r = run_one(case(&[0xf3, 0x0f, 0x5e, 0xc1], setup));
+    assert_eq!((r.fault, r.rip), (Fault::Xm, 0));
+    assert_eq!(r.state.xmm[0], 0x3f80_0000);
+    assert_eq!(r.state.mxcsr, (MXCSR_DEFAULT & !(1 << 9)) | 1 << 2);
+    // Masked: +inf and the flag.
+    let r = run_one(case(&[0xf3, 0x0f, 0x5e, 0xc1], |s| {
+        setup(s);
+        s.mxcsr = MXCSR_DEFAULT;
+    }));
+    assert_eq!(
+        (r.fault, r.state.xmm[0] as u32, r.state.mxcsr),
+        (Fault::None, 0x7f80_0000, MXCSR_DEFAULT | 4)
+    );
+}
+
+#[test]
+fn fp_families_run_natively_and_deterministically() {
+    use rqemu_tests_cpu_diff::generate::PENDING_FAMILIES;
+    for bitness in [64, 32] {
+        let g = Generator::new(GenOptions {
+            families: PENDING_FAMILIES.to_vec(),
+            bitness,
+            ..GenOptions::default()
+        });
+        let cases = g.cases(21, 3000);
+        let a = run_native(&cases);
+        let b = run_native(&cases);
+        assert_eq!(a, b, "two native runs of the same FP cases differ");
+        let mut faults: HashMap<String, usize> = HashMap::new();
+        for r in &a {
+            *faults
+                .entry(format!("{:?}", r.fault).split([' ', '{']).next().unwrap().to_string())
+                .or_default() += 1;
+            // The 80-bit images stay 80 bits, TOP and everything else come from a real FXSAVE image.
+            assert!(r.state.st.iter().all(|v| v >> 80 == 0));
+        }
+        // Most cases complete; unmasked exceptions and misaligned operands show up too.
+        assert!(faults["None"] > 1500, "{bitness}: {faults:?}");
+        for f in ["Mf", "Xm", "Gp"] {
+            assert!(
+                faults.get(f).copied().unwrap_or(0) > 10,
+                "{bitness}: {f} too rare: {faults:?}"
+            );
+        }
+        assert!(
+            !faults.contains_key("Crashed") && !faults.contains_key("Timeout"),
+            "{faults:?}"
+        );
+    }
+}

@@ -3,12 +3,12 @@
 //! inputs of their forms (XMM and MMX registers and memory filled with float edge values by element type, a
 //! random MXCSR for the FP forms, small string lengths for pcmpestri/pcmpestrm).
 //!
-//! How a mnemonic is assigned: a legacy-encoded form valid in 64-bit mode whose only CPUID feature is the
-//! extension's. A mnemonic whose every form has an MMX operand goes to [`Family::Mmx`] (cvtpi2ps, pshufw,
-//! movq2dq, ...); a mnemonic with both MMX and XMM forms (pavgb, paddq, pshufb, ...) belongs to its extension's
-//! family, whose MMX forms are drawn only when [`Family::Mmx`] is selected too (`Family::owns`). SSE2 and
-//! SSE4.1 split into integer and FP families by name (`..pd`, `..sd`, `cvt..`, `..ps`, `..ss`, `round..`,
-//! `dpp..`, `blend..` except `pblend..`, `insertps`, `extractps`). Left out: the mnemonics the existing
+//! How a mnemonic is assigned: by its legacy-encoded forms valid in 64-bit mode whose only CPUID feature is
+//! one of the extensions'. A mnemonic with a form that has an MMX register operand is [`Family::Mmx`]'s (plus
+//! emms); a mnemonic with a form that has none belongs to the family of that form's extension. So paddb is in
+//! both, and `Family::owns` gives the MMX forms to `Mmx` and the XMM forms to `Sse2Int`. SSE2 and SSE4.1 split
+//! into integer and FP families by name: not starting with `p`, and `..pd`, `..sd`, `cvt..`, `..ps`, `..ss`,
+//! `round..`, `dpp..`, `blend..`, `comisd`/`ucomisd`. Left out: the mnemonics the existing
 //! families already draw (SSE moves, pxor/xorps/xorpd, ldmxcsr/stmxcsr), maskmovq/maskmovdqu (they store
 //! through an implicit RDI the generator does not aim into the scratch area), monitor/mwait (not user-mode
 //! data instructions) and fisttp (SSE3 by CPUID, drawn by the x87 load/store family).
@@ -40,6 +40,9 @@ pub(crate) fn has_simd_operand(code: Code) -> bool {
 /// Whether an SSE mnemonic is a floating-point one (the split of SSE2 and SSE4.1 described in the module doc).
 fn is_fp_name(m: Mnemonic) -> bool {
     let n = format!("{m:?}").to_lowercase();
+    if n.starts_with('p') {
+        return false;
+    }
     n.starts_with("cvt")
         || ["pd", "sd", "ps", "ss"].iter().any(|s| n.ends_with(s))
         || n.starts_with("round")
@@ -96,9 +99,11 @@ fn lists() -> &'static [Vec<Mnemonic>; 9] {
             if simd.is_empty() {
                 continue;
             }
-            // movd/movq: the XMM forms are the SseMove family's, the MMX ones this family's.
-            if simd.iter().all(|(_, mm)| *mm) || matches!(m, Mnemonic::Movd | Mnemonic::Movq) {
+            if simd.iter().any(|(_, mm)| *mm) || m == Mnemonic::Emms {
                 out[0].insert(m);
+            }
+            // movd/movq: the XMM forms are the SseMove family's.
+            if matches!(m, Mnemonic::Movd | Mnemonic::Movq) {
                 continue;
             }
             // The extension of the mnemonic's XMM (or MMX-less) forms.
@@ -106,13 +111,12 @@ fn lists() -> &'static [Vec<Mnemonic>; 9] {
                 continue;
             };
             let slot = match f {
-                CpuidFeature::MMX => 0,
                 CpuidFeature::SSE => 5,
                 CpuidFeature::SSE2 if is_fp_name(m) => 6,
                 CpuidFeature::SSE2 => 1,
                 CpuidFeature::SSE3 => 7,
                 CpuidFeature::SSSE3 => 2,
-                CpuidFeature::SSE4_1 if is_fp_name(m) && !format!("{m:?}").starts_with("Pblend") => 8,
+                CpuidFeature::SSE4_1 if is_fp_name(m) => 8,
                 CpuidFeature::SSE4_1 => 3,
                 CpuidFeature::SSE4_2 => 4,
                 _ => continue,
@@ -130,7 +134,7 @@ const SIMD_FAMILIES: [Family; 9] = [
     Family::Ssse3,
     Family::Sse41Int,
     Family::Sse42,
-    Family::SseFp,
+    Family::Sse1Fp,
     Family::Sse2Fp,
     Family::Sse3,
     Family::Sse41Fp,
@@ -146,7 +150,7 @@ pub(crate) fn mnemonics(f: Family) -> &'static [Mnemonic] {
 
 /// Whether `f` is one of the SSE floating-point families (their cases get a random MXCSR).
 pub(crate) fn is_fp_family(f: Family) -> bool {
-    matches!(f, Family::SseFp | Family::Sse2Fp | Family::Sse3 | Family::Sse41Fp)
+    matches!(f, Family::Sse1Fp | Family::Sse2Fp | Family::Sse3 | Family::Sse41Fp)
 }
 
 /// The float format of the elements of an operand of `code` (from the form's memory operand type; `None` for
@@ -171,8 +175,9 @@ fn lane64(rng: &mut SplitMix64, f: Option<FpFormat>) -> u64 {
     }
 }
 
-/// A 128-bit XMM value for an operand of `code`: float edge values per element for FP forms, otherwise an
-/// integer edge value in the low half and random bits above (as the integer families fill XMM).
+/// A 128-bit XMM value for an operand of an FP form `code`: float edge values per element (by the form's
+/// element type), or for integer-typed operands (cvtdq2ps's source) an integer edge value in the low half and
+/// random bits above.
 pub(crate) fn xmm_value(rng: &mut SplitMix64, code: Code) -> u128 {
     match element_format(code) {
         f @ Some(_) => lane64(rng, f) as u128 | (lane64(rng, f) as u128) << 64,
