@@ -169,6 +169,38 @@ impl fmt::Display for NativeError {
 
 impl std::error::Error for NativeError {}
 
+/// `# host: <CPUID vendor> <brand string>`: the comment line `cpu-diff-record` writes after the vector file's
+/// header, so recorded results name the CPU they come from (rcpps/rsqrtps approximations and x87 transcendental
+/// last bits differ between vendors).
+pub fn host_line() -> String {
+    use std::arch::x86_64::__cpuid;
+    // CPUID exists on every x86-64 CPU (the intrinsic is safe there); leaf 0 and the extended leaves it reports.
+    let (vendor, brand) = {
+        let l0 = __cpuid(0);
+        let mut vendor = Vec::new();
+        for r in [l0.ebx, l0.edx, l0.ecx] {
+            vendor.extend_from_slice(&r.to_le_bytes());
+        }
+        let mut brand = Vec::new();
+        if __cpuid(0x8000_0000).eax >= 0x8000_0004 {
+            for leaf in 0x8000_0002u32..=0x8000_0004 {
+                let r = __cpuid(leaf);
+                for v in [r.eax, r.ebx, r.ecx, r.edx] {
+                    brand.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        (vendor, brand)
+    };
+    let text = |b: Vec<u8>| {
+        String::from_utf8_lossy(&b)
+            .trim_matches(char::from(0))
+            .trim()
+            .to_string()
+    };
+    format!("# host: {} {}", text(vendor), text(brand))
+}
+
 /// Runs `cases` on the host CPU with default options. Panics only if the runner itself cannot work (see
 /// [`try_run_native`]); whatever a case does is reported in its snapshot.
 pub fn run_native(cases: &[Case]) -> Vec<CpuSnapshot> {
@@ -730,6 +762,16 @@ extern "C" fn on_signal(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *m
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_line_names_the_vendor() {
+        let line = host_line();
+        // "# host: " and a 12-character vendor at least.
+        assert!(line.starts_with("# host: ") && line.len() >= 20, "{line}");
+        assert!(crate::parse_vectors(&format!("{}\n{line}\n", crate::vectors::HEADER))
+            .unwrap()
+            .is_empty());
+    }
 
     #[test]
     fn harness_assembles() {
