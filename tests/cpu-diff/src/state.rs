@@ -68,9 +68,13 @@ pub mod fsw {
     pub const SF: u16 = 1 << 6;
     /// Exception summary: an unmasked exception is pending (the next waiting x87 instruction raises #MF).
     pub const ES: u16 = 1 << 7;
+    /// Condition code C0 (carry-like result of comparisons, fprem quotient bit 2).
     pub const C0: u16 = 1 << 8;
+    /// Condition code C1 (round-up indicator, stack overflow vs underflow, fprem quotient bit 0).
     pub const C1: u16 = 1 << 9;
+    /// Condition code C2 (unordered, incomplete fprem, operand out of range).
     pub const C2: u16 = 1 << 10;
+    /// Condition code C3 (zero-like result of comparisons, fprem quotient bit 1).
     pub const C3: u16 = 1 << 14;
     /// Busy: mirrors ES on every CPU since the 387.
     pub const B: u16 = 1 << 15;
