@@ -2,7 +2,8 @@
 //! item 4). Builds and runs `tests/cpu-diff`'s `cpu-diff` binary in release mode, which generates the cases from
 //! the seed, runs them natively (the oracle, in a sandboxed child) and on rqemu, prints the first mismatches and
 //! the `cpu-diff: backend=<b> mode=<64|32> cases=<n> mnemonics=<m> mismatches=<k>` summary line, and exits
-//! non-zero on any mismatch. `--mode 32` fuzzes 32-bit code (compatibility mode natively). x86-64 Linux hosts only (the oracle runs the cases on the host CPU).
+//! non-zero on any mismatch. `--families a,b` chooses the generator families (e.g. `pending`, `x87`, `sse2-int`; see
+//! `Family::parse_list`). `--mode 32` fuzzes 32-bit code (compatibility mode natively). x86-64 Linux hosts only (the oracle runs the cases on the host CPU).
 
 use crate::cmd::{Cmd, Tee};
 use crate::{Error, Result};
@@ -35,13 +36,15 @@ impl Backend {
 }
 
 /// The options of one run.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct FuzzOptions {
     pub cases: u64,
     pub seed: u64,
     pub backend: Backend,
     /// Code size of the cases: 64, 32 or 16.
     pub mode: u32,
+    /// `--families` for cpu-diff (None: its default mix, which leaves out the pending families).
+    pub families: Option<String>,
 }
 
 /// Parses `--mode`'s value (64, 32 or 16).
@@ -73,7 +76,8 @@ pub fn run(opts: FuzzOptions) -> Tee {
     if opts.backend == Backend::Wasm32 {
         cmd = cmd.args(["--features", "wasm32"]);
     }
-    cmd.arg("--")
+    cmd = cmd
+        .arg("--")
         .arg("--cases")
         .arg(opts.cases.to_string())
         .arg("--seed")
@@ -81,8 +85,11 @@ pub fn run(opts: FuzzOptions) -> Tee {
         .arg("--backend")
         .arg(opts.backend.name())
         .arg("--mode")
-        .arg(opts.mode.to_string())
-        .run_tee(is_summary_line)
+        .arg(opts.mode.to_string());
+    if let Some(f) = &opts.families {
+        cmd = cmd.arg("--families").arg(f.clone());
+    }
+    cmd.run_tee(is_summary_line)
 }
 
 /// `cargo xtask fuzz-cpu`.

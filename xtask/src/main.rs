@@ -33,11 +33,12 @@ commands:
   bench tci       the tci benchmark, natively and on wasm32 under Node
   bench wasm32    the wasm32 backend under Node: hot loop vs tci, compile cost, thresholds
   bench cpu       x86-64 guest kernels (issue 4): tci natively, tci and tci + wasm32 under Node
-  fuzz-cpu [--cases N] [--seed S] [--backend tci|wasm32] [--mode 64|32|16]
+  fuzz-cpu [--cases N] [--seed S] [--backend tci|wasm32] [--mode 64|32|16] [--families F,..]
                   differential test of the x86 frontend against this machine's CPU (x86-64
                   Linux): N generated cases (default 10000) from seed S (default 1) of 64-bit code
                   (default), 32- or 16-bit code (compatibility mode natively), run natively and on rqemu;
-                  prints mismatches and a `cpu-diff:` line, fails on any mismatch
+                  prints mismatches and a `cpu-diff:` line, fails on any mismatch; --families picks
+                  generator families or groups (default, pending, all, sse-int, sse-fp, x87, x87-arith, ...)
   bless           re-run the tests with RQEMU_BLESS=1: golden tests rewrite their expected files
   lint            `cargo fmt --all --check` and `cargo clippy --workspace --all-targets -- -D warnings`
   help            this text
@@ -159,12 +160,14 @@ fn dispatch(mut argv: Vec<String>) -> Result {
                 None => fuzz::Backend::Tci,
             };
             let mode = fuzz::parse_mode(args.value("--mode")?)?;
+            let families = args.value("--families")?;
             args.finish()?;
             fuzz::fuzz_cpu(fuzz::FuzzOptions {
                 cases,
                 seed,
                 backend,
                 mode,
+                families,
             })
         }
         "bless" => args.finish().and_then(|()| test::bless()),

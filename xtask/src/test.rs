@@ -122,6 +122,7 @@ fn cpu_diff() -> Part {
                 seed: CPU_DIFF_SEED,
                 backend,
                 mode,
+                families: None,
             });
             let this = tee.result.and_then(|()| {
                 let want = format!(" backend={name} mode={mode} ");

@@ -19,14 +19,31 @@
 //! process always has it. The oracle's `Timeout` and `Crashed` outcomes say nothing about the CPU: such cases are
 //! skipped ([`comparable`]).
 //!
+//! The x87/MMX state (FCW, FSW with TOP and C0..C3, the abridged tag word, ST0-7 as 80-bit images in stack
+//! order) is compared bit for bit, with two exceptions:
+//! - after a transcendental (`generate::x87::TRANSCENDENTAL`: fsin fcos fsincos fptan fpatan f2xm1 fyl2x
+//!   fyl2xp1) a register may differ from the host's by one unit in the last place of the 64-bit significand
+//!   (same sign, adjacent in the ordering of 80-bit values), unless the host's result is exact (FSW.PE clear
+//!   after the case: the flag is sticky, so a clear PE proves no rounding happened, and then the bits must
+//!   match); and C1 (the round-up indicator, which depends on that last bit) is not compared. The manuals give
+//!   the transcendentals' accuracy only as a bound of about one ulp, and Intel and AMD implementations differ.
+//! - fnstenv/fstenv/fnsave/fsave store the last-instruction and last-data pointers and the opcode (bytes 6..14
+//!   of the 14-byte layout, 12..28 of the 28-byte one): natively these are host addresses (and AMD stores them
+//!   only when an exception is pending), so those stored bytes are not compared. Everything else they store is.
+//!
+//! Faults: #MF is reported at the waiting x87 instruction that found the exception pending, with FSW as it was
+//! (ES and the flag set; the kernel does not clear them); #XM at the SSE instruction, with MXCSR's flag set and
+//! the destination unchanged. Both are compared like any fault, with the state at the faulting instruction.
+//!
 //! For a sequence, the first instruction's undefined set is computed from the initial state; later instructions,
 //! whose input state is not known here, contribute their worst case ([`undefined_flags::worst_case`]).
 
-use crate::state::{gpr_mask, Case, CpuSnapshot, Fault, GPR_NAMES};
+use crate::generate::x87::TRANSCENDENTAL;
+use crate::state::{fsw, gpr_mask, Case, CpuSnapshot, Fault, GPR_NAMES, SCRATCH_ADDR, SCRATCH_LEN};
 #[cfg(doc)]
-use crate::state::{CODE_ADDR, SCRATCH_ADDR, SCRATCH_LEN, TERMINATOR};
+use crate::state::{CODE_ADDR, TERMINATOR};
 use crate::undefined_flags::{self, Undefined};
-use iced_x86::{Decoder, Formatter, Instruction, IntelFormatter};
+use iced_x86::{Decoder, Formatter, Instruction, IntelFormatter, Mnemonic, Register};
 use std::fmt;
 
 /// One field that differs.
@@ -131,10 +148,80 @@ pub fn compare(case: &Case, oracle: &CpuSnapshot, actual: &CpuSnapshot) -> Vec<F
     if e.mxcsr != a.mxcsr {
         diff("mxcsr".into(), format!("{:#x}", e.mxcsr), format!("{:#x}", a.mxcsr));
     }
-    if e.mem != a.mem && !undef.mem_dest {
+    if e.fcw != a.fcw {
+        diff("fcw".into(), format!("{:#x}", e.fcw), format!("{:#x}", a.fcw));
+    }
+    let insns: Vec<Instruction> = decode_case(case)
+        .into_iter()
+        .take_while(|i| i.ip() - case.ip_base() <= oracle.rip)
+        .collect();
+    let transcendental = insns.iter().any(|i| TRANSCENDENTAL.contains(&i.mnemonic()));
+    let fsw_compared = if transcendental { !fsw::C1 } else { !0 };
+    if (e.fsw ^ a.fsw) & fsw_compared != 0 {
+        diff("fsw".into(), format!("{:#x}", e.fsw), format!("{:#x}", a.fsw));
+    }
+    if e.ftw != a.ftw {
+        diff("ftw".into(), format!("{:#x}", e.ftw), format!("{:#x}", a.ftw));
+    }
+    let inexact = e.fsw & fsw::PE != 0;
+    for i in 0..8 {
+        if e.st[i] != a.st[i] && !(transcendental && inexact && within_one_ulp(e.st[i], a.st[i])) {
+            diff(format!("st{i}"), format!("{:#x}", e.st[i]), format!("{:#x}", a.st[i]));
+        }
+    }
+    let ignored = ignored_memory(case, &insns);
+    let mem_differs = (0..e.mem.len()).any(|i| e.mem[i] != a.mem[i] && !ignored[i]);
+    if mem_differs && !undef.mem_dest {
         diff("memory".into(), e.to_text_diff(&case.init), a.to_text_diff(&case.init));
     }
     diffs
+}
+
+/// Whether two 80-bit values have the same sign and integer bit and are at most one apart in the ordering of
+/// their exponent and fraction (adjacent representable values, also across a binade boundary).
+pub fn within_one_ulp(a: u128, b: u128) -> bool {
+    let sign_j = |v: u128| (v >> 79, v >> 63 & 1);
+    let ordinal = |v: u128| ((v >> 64) & 0x7fff) << 63 | (v & ((1 << 63) - 1));
+    sign_j(a) == sign_j(b) && ordinal(a).abs_diff(ordinal(b)) <= 1
+}
+
+/// Scratch bytes that are not compared: the instruction and data pointer fields the environment stores of
+/// `insns` write (see the module doc). Their addresses come from the initial registers: the generator keeps
+/// base and index registers unchanged for the whole case.
+fn ignored_memory(case: &Case, insns: &[Instruction]) -> [bool; SCRATCH_LEN] {
+    use iced_x86::MemorySize as S;
+    let mut ignored = [false; SCRATCH_LEN];
+    for insn in insns {
+        let range = match insn.memory_size() {
+            S::FpuEnv14 | S::FpuState94 => 6..14,
+            S::FpuEnv28 | S::FpuState108 => 12..28,
+            _ => continue,
+        };
+        if !matches!(
+            insn.mnemonic(),
+            Mnemonic::Fnstenv | Mnemonic::Fstenv | Mnemonic::Fnsave | Mnemonic::Fsave
+        ) {
+            continue;
+        }
+        let reg = |r: Register| match crate::generate::gpr_number(r) {
+            Some(n) if r != Register::None => case.init.gpr[n],
+            _ => 0,
+        };
+        let mut ea = reg(insn.memory_base())
+            .wrapping_add(reg(insn.memory_index()).wrapping_mul(insn.memory_index_scale() as u64))
+            .wrapping_add(insn.memory_displacement64());
+        ea = match case.bitness {
+            16 => (ea & 0xffff) + SCRATCH_ADDR,
+            32 => ea & 0xffff_ffff,
+            _ => ea,
+        };
+        for off in range {
+            if let Some(i) = (ea + off).checked_sub(SCRATCH_ADDR).filter(|i| *i < SCRATCH_LEN as u64) {
+                ignored[i as usize] = true;
+            }
+        }
+    }
+    ignored
 }
 
 #[cfg(test)]
@@ -168,6 +255,56 @@ mod tests {
             d.iter().map(|d| d.field.as_str()).collect::<Vec<_>>(),
             ["rdx", "rflags"]
         );
+    }
+
+    #[test]
+    fn x87_state_is_compared_and_transcendentals_get_one_ulp() {
+        // fadd st(0), st(1): exact comparison of every x87 field.
+        let c = case(&[0xd8, 0xc1]);
+        let mut oracle = CpuSnapshot {
+            state: c.init.clone(),
+            rip: 2,
+            fault: Fault::None,
+        };
+        oracle.state.st[0] = 0x3fff_8000_0000_0000_0001;
+        oracle.state.fsw = fsw::PE | fsw::C1;
+        let mut actual = oracle.clone();
+        actual.state.st[0] += 1;
+        actual.state.fsw &= !fsw::C1;
+        actual.state.ftw = 1;
+        let fields = |d: Vec<FieldDiff>| d.into_iter().map(|d| d.field).collect::<Vec<_>>();
+        assert_eq!(fields(compare(&c, &oracle, &actual)), ["fsw", "ftw", "st0"]);
+        // fsin: one ulp and C1 are tolerated when inexact, two ulps are not.
+        let c = case(&[0xd9, 0xfe]);
+        actual.state.ftw = 0;
+        assert_eq!(fields(compare(&c, &oracle, &actual)), Vec::<String>::new());
+        actual.state.st[0] += 1;
+        assert_eq!(fields(compare(&c, &oracle, &actual)), ["st0"]);
+        // An exact host result must match exactly.
+        actual.state.st[0] -= 1;
+        oracle.state.fsw = 0;
+        actual.state.fsw = 0;
+        assert_eq!(fields(compare(&c, &oracle, &actual)), ["st0"]);
+        assert!(within_one_ulp(0x3fff_ffff_ffff_ffff_ffff, 0x4000_8000_0000_0000_0000));
+        assert!(!within_one_ulp(0xbfff_8000_0000_0000_0000, 0x3fff_8000_0000_0000_0000));
+    }
+
+    #[test]
+    fn fnstenv_pointer_fields_are_not_compared() {
+        // fnstenv [rbx] with rbx at the scratch start: bytes 12..28 hold FIP/FCS/FOP/FDP/FDS.
+        let mut c = case(&[0xd9, 0x33]);
+        c.init.gpr[3] = SCRATCH_ADDR;
+        let oracle = CpuSnapshot {
+            state: c.init.clone(),
+            rip: 2,
+            fault: Fault::None,
+        };
+        let mut actual = oracle.clone();
+        actual.state.mem[12] = 0x55;
+        actual.state.mem[27] = 0x55;
+        assert!(compare(&c, &oracle, &actual).is_empty());
+        actual.state.mem[0] = 0x55;
+        assert_eq!(compare(&c, &oracle, &actual).len(), 1);
     }
 
     #[test]

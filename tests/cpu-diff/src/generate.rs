@@ -40,7 +40,10 @@ use crate::state::{CODE_ADDR, RSP, SCRATCH_STACK_TOP};
 use crate::undefined_flags;
 use iced_x86::{Code, Encoder, EncodingKind, Instruction, MemoryOperand, Mnemonic, OpCodeOperandKind as K, Register};
 
+pub mod fp_edges;
+mod simd;
 mod snippets;
+pub mod x87;
 
 /// An instruction of `code` with no operands filled in yet. iced-x86's `Instruction::with` debug-asserts that the
 /// code takes no operands; the generator fills operands afterwards (or only asks for the memory size).
@@ -122,12 +125,63 @@ pub enum Family {
     Bmi,
     /// aaa aas daa das aam aad, bound, arpl, into (32-bit code only: #UD in 64-bit mode)
     Legacy,
+    /// Every form with an MMX register operand (MMX itself and the MMX forms SSE, SSE2 and SSSE3 added: pavgb,
+    /// pshufw, paddq, pshufb, cvtpi2ps, movq2dq, ...), emms (see `generate/simd.rs`)
+    Mmx,
+    /// SSE2 integer and shuffle instructions on XMM
+    Sse2Int,
+    /// SSSE3
+    Ssse3,
+    /// SSE4.1 integer, shuffle, insert/extract and test instructions
+    Sse41Int,
+    /// SSE4.2: pcmpestri/pcmpestrm/pcmpistri/pcmpistrm, pcmpgtq, crc32
+    Sse42,
+    /// SSE (single precision): arithmetic, sqrt, min/max, rcp/rsqrt, cmpps/cmpss, comiss/ucomiss, conversions,
+    /// logic and shuffles, movss/movhps/..., movmskps
+    Sse1Fp,
+    /// SSE2 double precision and the conversions
+    Sse2Fp,
+    /// SSE3: haddps/hsubps/addsubps (and pd), movddup/movshdup/movsldup, lddqu
+    Sse3,
+    /// SSE4.1 floating point: roundps/ss/pd/sd, dpps/dppd, blend*, insertps/extractps
+    Sse41Fp,
+    /// x87 loads and stores (float, integer, BCD), constants, fxch, ffree, fincstp/fdecstp, fnclex, fcmovcc,
+    /// fnstenv/fldenv/fnsave/frstor
+    X87LoadStore,
+    /// x87 arithmetic (all forms of fadd..fdivr), fchs, fabs, frndint, fsqrt, fscale, fxtract, fprem, fprem1
+    X87Arith,
+    /// x87 comparisons: fcom*, fucom*, fcomi*, fucomi*, ficom*, ftst, fxam
+    X87Compare,
+    /// x87 transcendentals: fsin fcos fsincos fptan fpatan f2xm1 fyl2x fyl2xp1 (compared with a tolerance)
+    X87Transcendental,
 }
+
+/// Families that exist but are not in the default mix ([`Family::DEFAULT`]) because rqemu does not implement
+/// them yet: they would only produce mismatches. Run them explicitly with `cpu-diff --families <name>` (or
+/// `--families pending`). The integrator removes a family from this list when the emulator implements it (then
+/// `cargo xtask fuzz-cpu` must stay at mismatches=0 with it, and the coverage test checks that what is drawn is
+/// implemented), and re-records the vectors (`cargo run --release -p rqemu-tests-cpu-diff --bin
+/// cpu-diff-record`, see tests/cpu-diff/README.md).
+pub const PENDING_FAMILIES: &[Family] = &[
+    Family::Mmx,
+    Family::Sse2Int,
+    Family::Ssse3,
+    Family::Sse41Int,
+    Family::Sse42,
+    Family::Sse1Fp,
+    Family::Sse2Fp,
+    Family::Sse3,
+    Family::Sse41Fp,
+    Family::X87LoadStore,
+    Family::X87Arith,
+    Family::X87Compare,
+    Family::X87Transcendental,
+];
 
 impl Family {
     /// Every family: what `cargo xtask fuzz-cpu` and the recorded vectors draw from (`coverage.rs` checks that
     /// together they cover every mnemonic the frontend implements).
-    pub const ALL: [Family; 20] = [
+    pub const ALL: [Family; 33] = [
         Family::Alu,
         Family::Unary,
         Family::Shift,
@@ -148,7 +202,52 @@ impl Family {
         Family::X87Control,
         Family::Bmi,
         Family::Legacy,
+        Family::Mmx,
+        Family::Sse2Int,
+        Family::Ssse3,
+        Family::Sse41Int,
+        Family::Sse42,
+        Family::Sse1Fp,
+        Family::Sse2Fp,
+        Family::Sse3,
+        Family::Sse41Fp,
+        Family::X87LoadStore,
+        Family::X87Arith,
+        Family::X87Compare,
+        Family::X87Transcendental,
     ];
+
+    /// The default mix: every family not in [`PENDING_FAMILIES`].
+    pub fn default_mix() -> Vec<Family> {
+        Family::ALL
+            .into_iter()
+            .filter(|f| !PENDING_FAMILIES.contains(f))
+            .collect()
+    }
+
+    /// Whether the family's instructions work on MMX or XMM registers (only these draw forms with such
+    /// operands; see [`Family::owns`]).
+    pub fn is_simd(self) -> bool {
+        matches!(self, Family::SseMove) || !simd::mnemonics(self).is_empty() || self == Family::Mmx
+    }
+
+    /// Whether this family draws `code`: the mnemonic is the family's, and the operands are of its domain: forms
+    /// with an MMX register are [`Family::Mmx`]'s alone (so MMX is fuzzed, and can land, apart from SSE),
+    /// XMM forms are the other SIMD families' (the String family's movsd/cmpsd are the string instructions
+    /// only).
+    pub fn owns(self, code: Code) -> bool {
+        if !self.mnemonics().contains(&code.mnemonic()) {
+            return false;
+        }
+        if simd::has_mm_operand(code) {
+            self == Family::Mmx
+        } else if simd::has_simd_operand(code) {
+            self.is_simd() && self != Family::Mmx
+        } else {
+            // The SIMD families' GPR-only forms (crc32, movnti, fences) are theirs; the string movsd/cmpsd are not.
+            !self.is_simd() || self == Family::SseMove || !snippets::is_snippet_mnemonic(code.mnemonic())
+        }
+    }
 
     /// The mnemonics of this family (the one list per family; forms are derived from it).
     pub fn mnemonics(self) -> &'static [Mnemonic] {
@@ -342,14 +441,44 @@ impl Family {
                 M::Arpl,
                 M::Into,
             ],
+            Family::X87LoadStore => x87::LOAD_STORE,
+            Family::X87Arith => x87::ARITH,
+            Family::X87Compare => x87::COMPARE,
+            Family::X87Transcendental => x87::TRANSCENDENTAL,
+            simd_family => simd::mnemonics(simd_family),
         }
     }
 
-    /// Parses a family name as `Debug` prints it, case-insensitively (for `cpu-diff --families`).
+    /// Parses a family name as `Debug` prints it, case-insensitively, with `-` and `_` ignored (`sse2-int`,
+    /// `x87_arith`; for `cpu-diff --families`).
     pub fn from_name(name: &str) -> Option<Family> {
-        Family::ALL
-            .into_iter()
-            .find(|f| format!("{f:?}").eq_ignore_ascii_case(name))
+        let norm = |s: &str| s.replace(['-', '_'], "").to_ascii_lowercase();
+        Family::ALL.into_iter().find(|f| norm(&format!("{f:?}")) == norm(name))
+    }
+
+    /// Parses a comma-separated list of family names and groups: `default` (the default mix), `pending`
+    /// ([`PENDING_FAMILIES`]), `all`, `sse-int` (SSE2/SSSE3/SSE4.1/SSE4.2 integer), `sse-fp` (the four SSE FP
+    /// families), `x87` (the four x87 families). `Err` names the first unknown entry.
+    pub fn parse_list(list: &str) -> Result<Vec<Family>, String> {
+        use Family as F;
+        let mut out: Vec<Family> = Vec::new();
+        for name in list.split(',').filter(|n| !n.is_empty()) {
+            let group: Vec<Family> = match name.to_ascii_lowercase().as_str() {
+                "default" => Family::default_mix(),
+                "pending" => PENDING_FAMILIES.to_vec(),
+                "all" => Family::ALL.to_vec(),
+                "sse-int" => vec![F::Sse2Int, F::Ssse3, F::Sse41Int, F::Sse42],
+                "sse-fp" => vec![F::Sse1Fp, F::Sse2Fp, F::Sse3, F::Sse41Fp],
+                "x87" => vec![F::X87LoadStore, F::X87Arith, F::X87Compare, F::X87Transcendental],
+                _ => vec![Family::from_name(name).ok_or_else(|| format!("unknown family `{name}`"))?],
+            };
+            for f in group {
+                if !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -370,7 +499,7 @@ pub struct GenOptions {
 impl Default for GenOptions {
     fn default() -> Self {
         GenOptions {
-            families: Family::ALL.to_vec(),
+            families: Family::default_mix(),
             max_insns: 1,
             compact: false,
             bitness: 64,
@@ -419,7 +548,18 @@ fn fillable(kind: K) -> bool {
             | K::xmm_reg
             | K::xmm_rm
             | K::xmm_or_mem
+            | K::mm_reg
+            | K::mm_rm
+            | K::mm_or_mem
+            | K::st0
+            | K::sti_opcode
     )
+}
+
+/// Whether `code` is built by a snippet (`generate/snippets.rs`) rather than filled: the snippet mnemonics'
+/// forms, except the SSE ones sharing a string instruction's name (movsd/cmpsd on XMM).
+fn is_snippet_code(code: Code) -> bool {
+    snippets::is_snippet_mnemonic(code.mnemonic()) && !simd::has_simd_operand(code)
 }
 
 /// Every instruction form ([`Code`]) of `families` that the generator can fill or build a snippet around, in
@@ -431,7 +571,6 @@ pub fn forms(families: &[Family]) -> Vec<Code> {
 /// [`forms`] for code of `bitness` bits (64, 32 or 16): the forms valid in that mode (for 16-bit code only the
 /// filled ones, no snippets).
 pub fn forms_for(families: &[Family], bitness: u32) -> Vec<Code> {
-    let mnemonics: Vec<Mnemonic> = families.iter().flat_map(|f| f.mnemonics().iter().copied()).collect();
     Code::values()
         .filter(|code| {
             let op = code.op_code();
@@ -442,7 +581,7 @@ pub fn forms_for(families: &[Family], bitness: u32) -> Vec<Code> {
                 64 => op.mode64(),
                 32 => op.mode32(),
                 // 16-bit code: filled forms only (the snippets assume flat addresses).
-                _ => op.mode16() && !snippets::is_snippet_mnemonic(m),
+                _ => op.mode16() && !is_snippet_code(*code),
             };
             op.is_instruction()
                 && mode_ok
@@ -450,10 +589,10 @@ pub fn forms_for(families: &[Family], bitness: u32) -> Vec<Code> {
                 // today's CPUs raise #UD for) are not the instruction set.
                 && (bitness == 64 || op.decoder_option() == iced_x86::DecoderOptions::NONE)
                 && encoding_ok
-                && mnemonics.contains(&m)
+                && families.iter().any(|f| f.owns(*code))
                 // 16-bit BSWAP has an undefined result.
                 && *code != Code::Bswap_r16
-                && if snippets::is_snippet_mnemonic(m) {
+                && if is_snippet_code(*code) {
                     snippets::handles(*code, bitness)
                 } else {
                     op.op_kinds().iter().all(|k| fillable(*k))
@@ -622,6 +761,10 @@ impl Generator {
             for b in state.mem.iter_mut() {
                 *b = rng.next_u64() as u8;
             }
+            // Half the cases carry a random x87 state (no pending exception) that rqemu must leave alone.
+            if rng.one_in(2) {
+                x87::random_state(rng, &mut state, false);
+            }
         }
         // Base (and index) registers: never RAX/RCX/RDX (implicit operands) nor RSP; no R8-R15 in 32-bit code.
         let reservable: &[usize] = if self.opts.bitness == 64 {
@@ -665,7 +808,7 @@ impl Generator {
         let mut flags_maybe_undefined = false;
         for i in 0..count {
             let form = fill.rng.pick(&self.forms);
-            if snippets::is_snippet_mnemonic(form.mnemonic()) {
+            if is_snippet_code(form) {
                 // A snippet sets up its own registers and stack, so it only ever makes a whole case.
                 if i > 0 {
                     break;
@@ -719,10 +862,28 @@ impl Fill<'_> {
         let mut needs_rex = false;
         // Bytes a memory operand of this form accesses (r/m and XMM/m forms, cmpxchg8b, ldmxcsr, movbe, ...).
         let mem_bytes = (bare_instruction(form).memory_size().size() as u32).max(1);
+        // x87 and MMX forms start from a random x87 state (MMX registers are the x87 registers: their TOP and
+        // exponent bits matter), pending #MF included; SSE FP forms from a random MXCSR.
+        if first && (x87::is_x87(mnemonic) || simd::has_mm_operand(form)) {
+            x87::random_state(self.rng, &mut self.state, true);
+        }
+        // Float inputs (edge values by element type, random MXCSR) for the FP families' forms, the x87's and the
+        // MMX FP conversions; not for the SseMove family, whose moves do not look at values (and whose stream
+        // the recorded vectors pin).
+        let fp_inputs = x87::is_x87(mnemonic)
+            || Family::ALL
+                .iter()
+                .any(|f| simd::is_fp_family(*f) && f.mnemonics().contains(&mnemonic))
+            || (simd::has_mm_operand(form) && simd::element_format(form).is_some());
+        if fp_inputs && simd::has_simd_operand(form) && self.state.mxcsr == MXCSR_DEFAULT {
+            self.state.mxcsr = simd::mxcsr(self.rng);
+        }
         for (i, kind) in kinds.iter().enumerate() {
             let w = kind_width(*kind);
             let opnd = match *kind {
-                K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem if self.rng.one_in(2) => {
+                K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem | K::xmm_or_mem | K::mm_or_mem
+                    if self.rng.one_in(2) =>
+                {
                     // BT m, r with a register bit offset only comes first: an earlier instruction could change
                     // the offset register and send the access outside the scratch area.
                     if !first && is_bt_family(mnemonic) && kinds.get(i + 1).is_some_and(|k| is_reg_kind(*k)) {
@@ -733,10 +894,30 @@ impl Fill<'_> {
                     Opnd::Mem(m)
                 }
                 K::xmm_reg | K::xmm_rm | K::xmm_or_mem => {
+                    // (XMM8-15 in 32- and 16-bit code fail to encode: the draw is retried.)
                     let n = self.rng.below(16) as usize;
-                    self.state.xmm[n] = (self.rng.next_u64() as u128) << 64 | edge_value(self.rng, 64) as u128;
+                    self.state.xmm[n] = if fp_inputs {
+                        simd::xmm_value(self.rng, form)
+                    } else {
+                        (self.rng.next_u64() as u128) << 64 | edge_value(self.rng, 64) as u128
+                    };
                     Opnd::Reg(Register::XMM0 + n as u32)
                 }
+                K::mm_reg | K::mm_rm | K::mm_or_mem => {
+                    // MMi is physical x87 register i, which is ST((i - TOP) mod 8); its exponent bits are
+                    // usually all ones (as after an MMX write) and sometimes anything.
+                    let n = self.rng.below(8) as usize;
+                    let top = (self.state.fsw >> crate::state::fsw::TOP_SHIFT) as usize & 7;
+                    let exp = if self.rng.one_in(2) {
+                        0xffff
+                    } else {
+                        self.rng.next_u64() as u16
+                    };
+                    self.state.st[(n + 8 - top) & 7] = (exp as u128) << 64 | edge_value(self.rng, 64) as u128;
+                    Opnd::Reg(Register::MM0 + n as u32)
+                }
+                K::st0 => Opnd::Reg(Register::ST0),
+                K::sti_opcode => Opnd::Reg(Register::ST0 + self.rng.below(8) as u32),
                 K::mem if mnemonic != Mnemonic::Lea => {
                     let (m, off) = self.memory(mem_bytes)?;
                     mem_at = Some((off, mem_bytes * 8));
@@ -810,6 +991,9 @@ impl Fill<'_> {
             return None;
         }
         let mut insn = build(form, &ops)?;
+        if let Some((off, _)) = mem_at.filter(|_| fp_inputs) {
+            self.fp_memory(form, off, mem_bytes as usize);
+        }
         if let Some((off, w)) = mem_at {
             if is_bt_family(mnemonic) {
                 if let Some(Opnd::Reg(r)) = ops.get(1) {
@@ -973,6 +1157,22 @@ impl Fill<'_> {
         (off, bytes)
     }
 
+    /// Replaces the memory operand's bytes at scratch offset `off` with values of its type for the FP forms:
+    /// float edge values per element, packed BCD for fbld, a plausible control word in fldenv/frstor images.
+    fn fp_memory(&mut self, form: Code, off: usize, bytes: usize) {
+        use iced_x86::MemorySize as S;
+        let dest = &mut self.state.mem[off..off + bytes];
+        match bare_instruction(form).memory_size() {
+            S::Bcd => dest.copy_from_slice(&x87::bcd(self.rng)[..bytes]),
+            S::FpuEnv14 | S::FpuEnv28 | S::FpuState94 | S::FpuState108 => x87::env_image(self.rng, dest),
+            _ => {
+                if let Some(v) = simd::fp_memory(self.rng, form, bytes) {
+                    dest.copy_from_slice(&v);
+                }
+            }
+        }
+    }
+
     /// Values for the implicit inputs of the forms that have them (the explicit operands are already filled);
     /// `mem_at` is the memory operand's scratch offset and width.
     fn implicit_inputs(&mut self, m: Mnemonic, ops: &[Opnd], mem_at: Option<(usize, u32)>) {
@@ -1016,6 +1216,12 @@ impl Fill<'_> {
                 }
             }
             M::Stmxcsr => self.state.mxcsr = self.rng.next_u64() as u32 & 0xffff,
+            M::Pcmpestri | M::Pcmpestri64 | M::Pcmpestrm | M::Pcmpestrm64 if self.rng.one_in(2) => {
+                // Explicit string lengths near the element counts (-20..20; the instruction saturates them).
+                for r in [0, 2] {
+                    self.state.gpr[r] = (self.rng.below(41) as i64 - 20) as u64;
+                }
+            }
             M::Aaa | M::Aas | M::Daa | M::Das | M::Aam | M::Aad => {
                 // AL near the adjustment boundaries (low nibble 9/10, AL around 0x99/0x9f/0xfa, below 6) half the
                 // time; AH any.
@@ -1326,7 +1532,7 @@ mod tests {
             }
         }
         let decoded_split = [Mnemonic::Finit, Mnemonic::Fstcw, Mnemonic::Fstsw];
-        for f in Family::ALL {
+        for f in Family::default_mix() {
             for m in f.mnemonics().iter().filter(|m| !decoded_split.contains(m)) {
                 let drawable = forms_for(&[f], 32).iter().any(|c| c.mnemonic() == *m);
                 assert_eq!(
@@ -1376,7 +1582,7 @@ mod tests {
         }
         // iced-x86 decodes 9B DB E3 (finit) as wait + fninit, and likewise fstcw/fstsw.
         let decoded_split = [Mnemonic::Finit, Mnemonic::Fstcw, Mnemonic::Fstsw];
-        for f in Family::ALL {
+        for f in Family::default_mix() {
             for m in f
                 .mnemonics()
                 .iter()
@@ -1387,6 +1593,130 @@ mod tests {
         }
         for c in [0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 255] {
             assert!(cl_counts.contains(&c), "shift count {c} never drawn");
+        }
+    }
+
+    /// Each pending family alone, in 64- and 32-bit code: every mnemonic with a form
+    /// is drawn, every case decodes, and the inputs are what the family needs (x87 forms: a random FCW somewhere;
+    /// SSE FP forms: a random MXCSR somewhere; MMX forms: registers with all-ones exponents somewhere).
+    #[test]
+    fn pending_families_draw_all_their_mnemonics() {
+        // iced-x86 decodes the waiting forms as wait + the no-wait form.
+        let decoded_split = [Mnemonic::Fclex, Mnemonic::Fstenv, Mnemonic::Fsave];
+        for bitness in [64, 32] {
+            for f in PENDING_FAMILIES {
+                let families = vec![*f];
+                let g = Generator::new(GenOptions {
+                    families: families.clone(),
+                    bitness,
+                    ..GenOptions::default()
+                });
+                let (mut seen, mut fcw, mut mxcsr) = (std::collections::HashSet::new(), false, false);
+                for case in g.cases(3, 6000) {
+                    let mut d = Decoder::with_ip(bitness, &case.code, case.ip_base(), 0);
+                    while d.can_decode() {
+                        let insn = d.decode();
+                        assert!(!insn.is_invalid(), "{f:?}: {:02x?}", case.code);
+                        seen.insert(insn.mnemonic());
+                    }
+                    fcw |= case.init.fcw != crate::state::FCW_DEFAULT;
+                    mxcsr |= case.init.mxcsr != MXCSR_DEFAULT;
+                }
+                for m in f.mnemonics().iter().filter(|m| !decoded_split.contains(m)) {
+                    let drawable = forms_for(&families, bitness).iter().any(|c| c.mnemonic() == *m);
+                    if bitness == 64 {
+                        assert!(drawable, "{f:?}: {m:?} has no form");
+                    }
+                    assert_eq!(seen.contains(m), drawable, "{f:?}: {m:?} drawn in {bitness}-bit code");
+                }
+                assert!(fcw, "{f:?}: the x87 state is never random");
+                if simd::is_fp_family(*f) {
+                    assert!(mxcsr, "{f:?}: MXCSR is never random");
+                }
+            }
+        }
+        // The default mix draws no MMX form and no pending mnemonic.
+        let default = forms(&Family::default_mix());
+        assert!(!default.iter().any(|c| simd::has_mm_operand(*c)));
+        assert!(!default.contains(&Code::Addps_xmm_xmmm128));
+        assert!(!default.contains(&Code::Cmpsd_xmm_xmmm64_imm8));
+        assert!(forms(&[Family::Sse2Fp]).contains(&Code::Cmpsd_xmm_xmmm64_imm8));
+        assert!(!forms(&[Family::Sse2Fp]).contains(&Code::Cmpsd_m32_m32));
+        assert!(!forms(&[Family::Sse2Int]).contains(&Code::Paddq_mm_mmm64));
+        assert!(forms(&[Family::Mmx]).contains(&Code::Paddq_mm_mmm64));
+        assert!(forms(&[Family::Mmx]).contains(&Code::Pshufb_mm_mmm64));
+        assert!(!forms(&[Family::Mmx]).contains(&Code::Paddq_xmm_xmmm128));
+        assert!(!forms(&[Family::Mmx]).contains(&Code::Movq_xmm_rm64));
+    }
+
+    #[test]
+    fn family_lists_parse() {
+        assert_eq!(
+            Family::parse_list("sse2-int,X87_ARITH").unwrap(),
+            [Family::Sse2Int, Family::X87Arith]
+        );
+        assert_eq!(Family::parse_list("pending").unwrap(), PENDING_FAMILIES);
+        assert_eq!(Family::parse_list("x87").unwrap().len(), 4);
+        assert!(Family::parse_list("sse5").is_err());
+        assert_eq!(Family::default_mix().len() + PENDING_FAMILIES.len(), Family::ALL.len());
+        // A mnemonic belongs to one SIMD family at most (besides MMX, which has the MMX forms of many).
+        let simd: Vec<Family> = Family::ALL
+            .into_iter()
+            .filter(|f| !simd::mnemonics(*f).is_empty() && *f != Family::Mmx)
+            .collect();
+        for (i, a) in simd.iter().enumerate() {
+            for b in &simd[i + 1..] {
+                for m in a.mnemonics() {
+                    assert!(!b.mnemonics().contains(m), "{m:?} in {a:?} and {b:?}");
+                }
+            }
+        }
+        for m in [Mnemonic::Pshufb, Mnemonic::Palignr] {
+            assert!(Family::Ssse3.mnemonics().contains(&m), "{m:?}");
+        }
+        for m in [
+            Mnemonic::Roundps,
+            Mnemonic::Dpps,
+            Mnemonic::Insertps,
+            Mnemonic::Extractps,
+            Mnemonic::Blendvpd,
+        ] {
+            assert!(Family::Sse41Fp.mnemonics().contains(&m), "{m:?}");
+        }
+        for m in [
+            Mnemonic::Pblendvb,
+            Mnemonic::Ptest,
+            Mnemonic::Pmovzxbw,
+            Mnemonic::Pmaxsd,
+            Mnemonic::Pminsd,
+        ] {
+            assert!(Family::Sse41Int.mnemonics().contains(&m), "{m:?}");
+        }
+        for m in [Mnemonic::Crc32, Mnemonic::Pcmpistri, Mnemonic::Pcmpgtq] {
+            assert!(Family::Sse42.mnemonics().contains(&m), "{m:?}");
+        }
+        for m in [
+            Mnemonic::Cvttsd2si,
+            Mnemonic::Cvtdq2ps,
+            Mnemonic::Comisd,
+            Mnemonic::Cmpsd,
+        ] {
+            assert!(Family::Sse2Fp.mnemonics().contains(&m), "{m:?}");
+        }
+        for m in [
+            Mnemonic::Emms,
+            Mnemonic::Paddb,
+            Mnemonic::Pshufb,
+            Mnemonic::Pavgb,
+            Mnemonic::Cvtpi2ps,
+            Mnemonic::Pshufw,
+            Mnemonic::Movq2dq,
+            Mnemonic::Movq,
+        ] {
+            assert!(Family::Mmx.mnemonics().contains(&m), "{m:?}");
+        }
+        for m in [Mnemonic::Lddqu, Mnemonic::Movddup, Mnemonic::Haddps] {
+            assert!(Family::Sse3.mnemonics().contains(&m), "{m:?}");
         }
     }
 

@@ -3,7 +3,8 @@
 //!
 //! - `state`: the case and snapshot types, fixed addresses, and their text form;
 //! - `generate`: seeded generation of single-instruction cases (or short sequences) with edge operands (iced-x86's
-//!   encoder);
+//!   encoder); the MMX, SSE..SSE4.2 and x87 families (`generate/simd.rs`, `generate/x87.rs`, float edge values in
+//!   `generate/fp_edges.rs`) start out in `generate::PENDING_FAMILIES`, outside the default mix;
 //! - `undefined_flags`: which RFLAGS bits the manuals leave undefined, per instruction;
 //! - `compare`: comparing a snapshot from rqemu with the oracle's, masking undefined flags; the `CpuUnderTest`
 //!   trait the emulator side implements and `run_diff`, which prints the `cpu-diff:` summary line;

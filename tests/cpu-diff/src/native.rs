@@ -10,13 +10,14 @@
 //! 1. writes the initial state into the state block, the case's bytes followed by [`TERMINATOR`] (`int3`) into the
 //!    code page, and the case's memory into the scratch page;
 //! 2. calls the prologue (assembled with iced-x86's CodeAssembler): it saves the callee-saved registers and the host
-//!    RSP, loads XMM0-15 and MXCSR, RFLAGS (`popfq` from the state block) and all 16 GPRs including RSP, and jumps
+//!    RSP, loads the x87/MMX state with `fxrstor64` from an FXSAVE image in the state block, XMM0-15 and MXCSR, RFLAGS (`popfq` from the state block) and all 16 GPRs including RSP, and jumps
 //!    to the case;
 //! 3. the case ends in a signal either way: `int3` (SIGTRAP, the normal end) or a fault (SIGILL, SIGFPE, SIGSEGV,
-//!    SIGBUS, ...). The handler copies the registers, RIP, RFLAGS, XMM and MXCSR out of the `ucontext`, with the
+//!    SIGBUS, ...). The handler copies the registers, RIP, RFLAGS, XMM, MXCSR and the x87 state (FCW, FSW, FTW,
+//!    ST0-7: the FXSAVE-format head of the signal frame's FPU area) out of the `ucontext`, with the
 //!    signal, trap number, error code and fault address, into the case's result slot in shared memory; then it
 //!    rewrites the `ucontext` so that returning from the handler lands in the recovery stub with the host RSP, clean
-//!    RFLAGS and MXCSR, and the stub pops the callee-saved registers and returns to the child's loop;
+//!    RFLAGS, MXCSR and x87 state (FCW default, FSW and FTW zero: no pending #MF, an empty stack), and the stub pops the callee-saved registers and returns to the child's loop;
 //! 4. the loop copies the scratch memory into the slot and advances the shared `done` counter.
 //!
 //! A 32-bit case ([`Case::bitness`] 32) enters through a second prologue that ends in a far jump to
@@ -56,6 +57,9 @@ const BLOCK_RFLAGS: u64 = BLOCK_ADDR + 0x80;
 const BLOCK_HOST_RSP: u64 = BLOCK_ADDR + 0x88;
 const BLOCK_MXCSR: u64 = BLOCK_ADDR + 0x90;
 const BLOCK_XMM: u64 = BLOCK_ADDR + 0xa0;
+/// The FXSAVE image (512 bytes, 16-byte aligned) the prologue loads with `fxrstor64` first: the x87/MMX state
+/// (FCW, FSW, abridged FTW, ST0-7) comes only from it; XMM and MXCSR are in it too but loaded again below.
+const BLOCK_FX: u64 = BLOCK_ADDR + 0x200;
 /// The far pointer (m16:32: offset, then selector) the 32-bit prologue jumps through.
 const BLOCK_FAR32: u64 = BLOCK_ADDR + 0x1a0;
 /// The far pointer the 16-bit prologue jumps through.
@@ -114,6 +118,9 @@ mod trap {
     pub const GP: u64 = 13;
     pub const PF: u64 = 14;
     pub const AC: u64 = 17;
+    pub const NM: u64 = 7;
+    pub const MF: u64 = 16;
+    pub const XM: u64 = 19;
 }
 
 /// Settings of a native run.
@@ -162,6 +169,38 @@ impl fmt::Display for NativeError {
 
 impl std::error::Error for NativeError {}
 
+/// `# host: <CPUID vendor> <brand string>`: the comment line `cpu-diff-record` writes after the vector file's
+/// header, so recorded results name the CPU they come from (rcpps/rsqrtps approximations and x87 transcendental
+/// last bits differ between vendors).
+pub fn host_line() -> String {
+    use std::arch::x86_64::__cpuid;
+    // CPUID exists on every x86-64 CPU (the intrinsic is safe there); leaf 0 and the extended leaves it reports.
+    let (vendor, brand) = {
+        let l0 = __cpuid(0);
+        let mut vendor = Vec::new();
+        for r in [l0.ebx, l0.edx, l0.ecx] {
+            vendor.extend_from_slice(&r.to_le_bytes());
+        }
+        let mut brand = Vec::new();
+        if __cpuid(0x8000_0000).eax >= 0x8000_0004 {
+            for leaf in 0x8000_0002u32..=0x8000_0004 {
+                let r = __cpuid(leaf);
+                for v in [r.eax, r.ebx, r.ecx, r.edx] {
+                    brand.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        (vendor, brand)
+    };
+    let text = |b: Vec<u8>| {
+        String::from_utf8_lossy(&b)
+            .trim_matches(char::from(0))
+            .trim()
+            .to_string()
+    };
+    format!("# host: {} {}", text(vendor), text(brand))
+}
+
 /// Runs `cases` on the host CPU with default options. Panics only if the runner itself cannot work (see
 /// [`try_run_native`]); whatever a case does is reported in its snapshot.
 pub fn run_native(cases: &[Case]) -> Vec<CpuSnapshot> {
@@ -181,6 +220,10 @@ struct RawResult {
     addr: u64,
     signal: i32,
     mxcsr: u32,
+    st: [u128; 8],
+    fcw: u16,
+    fsw: u16,
+    ftw: u8,
     mem: [u8; SCRATCH_LEN],
 }
 
@@ -277,6 +320,7 @@ fn assemble_prologue(bitness: u32) -> Result<Vec<u8>, IcedError> {
         a.push(r)?;
     }
     a.mov(qword_ptr(BLOCK_HOST_RSP), rsp)?;
+    a.fxrstor64(zmmword_ptr(BLOCK_FX))?;
     for (i, x) in xmms.into_iter().enumerate() {
         a.movdqu(x, xmmword_ptr(BLOCK_XMM + 16 * i as u64))?;
     }
@@ -468,6 +512,10 @@ fn decode(case: &Case, raw: &RawResult) -> CpuSnapshot {
         rflags: raw.rflags & !crate::state::flags::RF,
         xmm: raw.xmm,
         mxcsr: raw.mxcsr,
+        fcw: raw.fcw,
+        fsw: raw.fsw,
+        ftw: raw.ftw,
+        st: raw.st.map(|v| v & crate::state::ST_MASK),
         mem: raw.mem,
     }
     .normalized(case.bitness);
@@ -478,6 +526,9 @@ fn decode(case: &Case, raw: &RawResult) -> CpuSnapshot {
             Fault::None
         }
         (libc::SIGFPE, trap::DE) => Fault::De,
+        (libc::SIGFPE, trap::MF) => Fault::Mf,
+        (libc::SIGFPE, trap::XM) => Fault::Xm,
+        (_, trap::NM) => Fault::Nm,
         (libc::SIGILL, trap::UD) => Fault::Ud,
         (libc::SIGSEGV, trap::GP) => Fault::Gp,
         (libc::SIGSEGV | libc::SIGBUS, trap::SS) => Fault::Ss,
@@ -592,6 +643,7 @@ unsafe fn child_main(
         // Reserved MXCSR bits would make the prologue's ldmxcsr fault.
         *(BLOCK_MXCSR as *mut u32) = init.mxcsr & 0xffff;
         ptr::copy_nonoverlapping(init.xmm.as_ptr().cast::<u8>(), block.add(0xa0), 16 * 16);
+        write_fx_image(BLOCK_FX as *mut u8, init);
         ptr::write_bytes(CODE_ADDR as *mut u8, TERMINATOR[0], prev_len);
         ptr::copy_nonoverlapping(case.code.as_ptr(), CODE_ADDR as *mut u8, case.code.len());
         ptr::copy_nonoverlapping(
@@ -615,6 +667,27 @@ unsafe fn child_main(
         header.done.store(i as u64 + 1, Ordering::Release);
     }
     child_exit(0)
+}
+
+/// Fills the FXSAVE image at `fx` (512 bytes) from `init`: FCW, FSW, abridged FTW, FOP/FIP/FDP zero, MXCSR,
+/// ST0-7 (stack order, as FXSAVE stores them) and XMM0-15. Reserved bytes are zero.
+unsafe fn write_fx_image(fx: *mut u8, init: &CpuState) {
+    ptr::write_bytes(fx, 0, 512);
+    ptr::copy_nonoverlapping(init.fcw.to_le_bytes().as_ptr(), fx, 2);
+    ptr::copy_nonoverlapping(init.fsw.to_le_bytes().as_ptr(), fx.add(2), 2);
+    *fx.add(4) = init.ftw;
+    // Reserved MXCSR bits would make fxrstor fault.
+    ptr::copy_nonoverlapping((init.mxcsr & 0xffff).to_le_bytes().as_ptr(), fx.add(24), 4);
+    for (i, v) in init.st.iter().enumerate() {
+        ptr::copy_nonoverlapping(
+            (v & crate::state::ST_MASK).to_le_bytes().as_ptr(),
+            fx.add(32 + 16 * i),
+            16,
+        );
+    }
+    for (i, v) in init.xmm.iter().enumerate() {
+        ptr::copy_nonoverlapping(v.to_le_bytes().as_ptr(), fx.add(160 + 16 * i), 16);
+    }
 }
 
 /// Writes entry `entry` of the process's LDT (modify_ldt(2), func 1): a present 16-bit segment with `base` and a
@@ -656,7 +729,23 @@ extern "C" fn on_signal(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *m
                 let e = x.element;
                 out.xmm[i] = e[0] as u128 | (e[1] as u128) << 32 | (e[2] as u128) << 64 | (e[3] as u128) << 96;
             }
+            // The frame's FPU area starts with the FXSAVE layout (also when the kernel uses XSAVE).
+            let raw = fp as *mut u8;
+            let word = |off: usize| u16::from_le_bytes([*raw.add(off), *raw.add(off + 1)]);
+            out.fcw = word(0);
+            out.fsw = word(2);
+            out.ftw = *raw.add(4);
+            for i in 0..8 {
+                let mut b = [0u8; 16];
+                ptr::copy_nonoverlapping(raw.add(32 + 16 * i), b.as_mut_ptr(), 10);
+                out.st[i] = u128::from_le_bytes(b);
+            }
             (*fp).mxcsr = crate::state::MXCSR_DEFAULT;
+            // A clean x87 state for the harness: no pending exception (which would raise #MF at the next waiting
+            // x87 instruction, or at the next fxrstor's successor) and an empty stack.
+            (*fp).cwd = crate::state::FCW_DEFAULT;
+            (*fp).swd = 0;
+            (*fp).ftw = 0;
         }
         gregs[libc::REG_RIP as usize] = (HARNESS_ADDR + RECOVER_OFFSET) as i64;
         gregs[libc::REG_RSP as usize] = *(BLOCK_HOST_RSP as *const u64) as i64;
@@ -673,6 +762,16 @@ extern "C" fn on_signal(signal: libc::c_int, info: *mut libc::siginfo_t, ctx: *m
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_line_names_the_vendor() {
+        let line = host_line();
+        // "# host: " and a 12-character vendor at least.
+        assert!(line.starts_with("# host: ") && line.len() >= 20, "{line}");
+        assert!(crate::parse_vectors(&format!("{}\n{line}\n", crate::vectors::HEADER))
+            .unwrap()
+            .is_empty());
+    }
 
     #[test]
     fn harness_assembles() {

@@ -24,6 +24,10 @@ const EXCP_AC: u32 = 17;
 const EXCP_SS: u32 = 12;
 /// #BR's vector.
 const EXCP_BR: u32 = 5;
+/// #NM's, #MF's and #XM's vectors.
+const EXCP_NM: u32 = 7;
+const EXCP_MF: u32 = 16;
+const EXCP_XM: u32 = 19;
 /// TBs one case may run before it counts as a timeout.
 const MAX_TBS: usize = 1000;
 
@@ -217,6 +221,9 @@ impl Rqemu {
                             EXCP_AC => Fault::Ac,
                             EXCP_BR => Fault::Br,
                             excp::OF => Fault::Of,
+                            EXCP_NM => Fault::Nm,
+                            EXCP_MF => Fault::Mf,
+                            EXCP_XM => Fault::Xm,
                             excp::PF => Fault::Pf {
                                 addr: cpu.fault_addr,
                                 write: cpu.error_code & 2 != 0,
@@ -287,6 +294,13 @@ impl CpuUnderTest for Rqemu {
         cpu.set_rflags(init.rflags);
         cpu.xmm = init.xmm;
         cpu.mxcsr = init.mxcsr;
+        // FpuState keeps the FXSAVE layout, as CpuState does: ST0-7 in stack order, abridged tag word.
+        cpu.fpu.fcw = init.fcw;
+        cpu.fpu.fsw = init.fsw;
+        cpu.fpu.ftw = init.ftw;
+        for (slot, v) in cpu.fpu.regs.iter_mut().zip(init.st) {
+            *slot = (v & crate::state::ST_MASK).to_le_bytes();
+        }
         let mut mem = CaseMemory::new(case);
         let end = case.ip_base() + case.end_offset();
         let fault = self.execute(&mut cpu, &mut mem, end, flags);
@@ -295,6 +309,10 @@ impl CpuUnderTest for Rqemu {
             rflags: cpu.rflags(),
             xmm: cpu.xmm,
             mxcsr: cpu.mxcsr,
+            fcw: cpu.fpu.fcw,
+            fsw: cpu.fpu.fsw,
+            ftw: cpu.fpu.ftw,
+            st: cpu.fpu.regs.map(|r| u128::from_le_bytes(r) & crate::state::ST_MASK),
             mem: [0; SCRATCH_LEN],
         }
         .normalized(case.bitness);

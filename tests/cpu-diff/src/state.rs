@@ -53,14 +53,58 @@ pub mod flags {
 
 /// Default MXCSR (all exceptions masked, round to nearest).
 pub const MXCSR_DEFAULT: u32 = 0x1f80;
+/// FCW after `fninit` (all exceptions masked, 64-bit precision, round to nearest).
+pub const FCW_DEFAULT: u16 = 0x37f;
+/// The 80 bits of an x87 register image (the rest of its 16-byte FXSAVE slot is reserved and not compared).
+pub const ST_MASK: u128 = (1u128 << 80) - 1;
+
+/// FSW bits.
+pub mod fsw {
+    /// The six exception flags (IE DE ZE OE UE PE), in the same positions as the FCW masks.
+    pub const EXCEPTIONS: u16 = 0x3f;
+    /// Precision (inexact result) flag.
+    pub const PE: u16 = 1 << 5;
+    /// Stack fault.
+    pub const SF: u16 = 1 << 6;
+    /// Exception summary: an unmasked exception is pending (the next waiting x87 instruction raises #MF).
+    pub const ES: u16 = 1 << 7;
+    /// Condition code C0 (carry-like result of comparisons, fprem quotient bit 2).
+    pub const C0: u16 = 1 << 8;
+    /// Condition code C1 (round-up indicator, stack overflow vs underflow, fprem quotient bit 0).
+    pub const C1: u16 = 1 << 9;
+    /// Condition code C2 (unordered, incomplete fprem, operand out of range).
+    pub const C2: u16 = 1 << 10;
+    /// Condition code C3 (zero-like result of comparisons, fprem quotient bit 1).
+    pub const C3: u16 = 1 << 14;
+    /// Busy: mirrors ES on every CPU since the 387.
+    pub const B: u16 = 1 << 15;
+    /// TOP, bits 11..13.
+    pub const TOP_SHIFT: u32 = 11;
+}
 
 /// Registers and scratch memory: what a case starts from and what is compared after it.
+///
+/// The x87/MMX state is kept as FXSAVE holds it: `st[i]` is ST(i) in *stack* order (ST0 = the register TOP
+/// points at; MMi aliases physical register i, i.e. `st[(i - TOP) & 7]`), the 80-bit image in the low bits;
+/// `ftw` is the abridged tag word in *physical* order (bit i set = physical register i is valid). This is exactly
+/// what FXSAVE/FXRSTOR exchange, so the native side needs no conversion, and it is architecturally complete for
+/// what a program can observe: the full tag word FNSTENV shows is derived from `ftw` and the register contents.
+/// The last-instruction pointers (FIP/FDP/FOP) are not part of the state: they hold host addresses natively and
+/// AMD CPUs store them only when an exception is pending.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CpuState {
     pub gpr: [u64; 16],
     pub rflags: u64,
     pub xmm: [u128; 16],
     pub mxcsr: u32,
+    /// x87 control word.
+    pub fcw: u16,
+    /// x87 status word, TOP and C0..C3 included.
+    pub fsw: u16,
+    /// Abridged tag word, physical order (see the type's doc).
+    pub ftw: u8,
+    /// ST0..ST7 (stack order), 80 bits each.
+    pub st: [u128; 8],
     /// Contents of `[SCRATCH_ADDR, SCRATCH_ADDR + SCRATCH_LEN)`.
     pub mem: [u8; SCRATCH_LEN],
 }
@@ -74,6 +118,10 @@ impl Default for CpuState {
             rflags: flags::FIXED1 | flags::IF,
             xmm: [0; 16],
             mxcsr: MXCSR_DEFAULT,
+            fcw: FCW_DEFAULT,
+            fsw: 0,
+            ftw: 0,
+            st: [0; 8],
             mem: [0; SCRATCH_LEN],
         }
     }
@@ -106,6 +154,15 @@ pub enum Fault {
     Br,
     /// #OF (SIGSEGV with trap number 4: `into` with OF set; 32-bit code). A trap: RIP is after the `into`.
     Of,
+    /// #NM (device not available). A user process never sees it (the kernel handles CR0.TS lazily); here so
+    /// that rqemu raising it is reported by name.
+    Nm,
+    /// #MF (SIGFPE with trap number 16): a waiting x87 instruction found an unmasked exception pending (FSW.ES).
+    /// The state is the one at that instruction: FSW keeps ES and the flags (the kernel does not clear them).
+    Mf,
+    /// #XM (SIGFPE with trap number 19): an SSE instruction raised an unmasked SIMD floating-point exception.
+    /// The destination is unchanged and MXCSR has the exception's flag set.
+    Xm,
     /// Any other signal, with the trap number the kernel reported.
     Other { signal: i32, trapno: u64 },
     /// The case did not reach its terminator in time (the child was killed).
@@ -126,6 +183,9 @@ impl fmt::Display for Fault {
             Fault::Ac => f.write_str("ac"),
             Fault::Br => f.write_str("br"),
             Fault::Of => f.write_str("of"),
+            Fault::Nm => f.write_str("nm"),
+            Fault::Mf => f.write_str("mf"),
+            Fault::Xm => f.write_str("xm"),
             Fault::Other { signal, trapno } => write!(f, "sig:{signal}:{trapno}"),
             Fault::Timeout => f.write_str("timeout"),
             Fault::Crashed { signal } => write!(f, "crash:{signal}"),
@@ -149,6 +209,9 @@ impl std::str::FromStr for Fault {
             "ac" => Fault::Ac,
             "br" => Fault::Br,
             "of" => Fault::Of,
+            "nm" => Fault::Nm,
+            "mf" => Fault::Mf,
+            "xm" => Fault::Xm,
             "timeout" => Fault::Timeout,
             "pf" => {
                 let addr = parse_hex_u64(next()?)?;
@@ -279,7 +342,8 @@ pub(crate) fn push_hex_bytes(out: &mut String, bytes: &[u8]) {
 
 impl CpuState {
     /// Writes the tokens for every field that differs from `base` (space-separated, no leading space): `rax=..`
-    /// ... `r15=..`, `rflags=..`, `xmm0=..` ... `xmm15=..`, `mxcsr=..`, and `m<off>=<hex>` for each run of changed
+    /// ... `r15=..`, `rflags=..`, `xmm0=..` ... `xmm15=..`, `mxcsr=..`, `fcw=..`, `fsw=..`, `ftw=..`, `st0=..` ...
+    /// `st7=..` (80-bit images), and `m<off>=<hex>` for each run of changed
     /// scratch bytes (`off` in hex). Parsing the tokens onto `base` gives `self` back.
     pub fn to_text_diff(&self, base: &CpuState) -> String {
         let mut out = String::new();
@@ -308,6 +372,24 @@ impl CpuState {
             sep(&mut out);
             let _ = write!(out, "mxcsr={:x}", self.mxcsr);
         }
+        if self.fcw != base.fcw {
+            sep(&mut out);
+            let _ = write!(out, "fcw={:x}", self.fcw);
+        }
+        if self.fsw != base.fsw {
+            sep(&mut out);
+            let _ = write!(out, "fsw={:x}", self.fsw);
+        }
+        if self.ftw != base.ftw {
+            sep(&mut out);
+            let _ = write!(out, "ftw={:x}", self.ftw);
+        }
+        for i in 0..8 {
+            if self.st[i] != base.st[i] {
+                sep(&mut out);
+                let _ = write!(out, "st{i}={:x}", self.st[i]);
+            }
+        }
         let mut i = 0;
         while i < SCRATCH_LEN {
             if self.mem[i] == base.mem[i] {
@@ -334,6 +416,23 @@ impl CpuState {
             self.rflags = parse_hex_u64(value)?;
         } else if name == "mxcsr" {
             self.mxcsr = u32::from_str_radix(value, 16).map_err(|_| ParseError(format!("bad mxcsr `{value}`")))?;
+        } else if let Some(field) = match name {
+            "fcw" => Some(&mut self.fcw),
+            "fsw" => Some(&mut self.fsw),
+            _ => None,
+        } {
+            *field = u16::from_str_radix(value, 16).map_err(|_| ParseError(format!("bad {name} `{value}`")))?;
+        } else if name == "ftw" {
+            self.ftw = u8::from_str_radix(value, 16).map_err(|_| ParseError(format!("bad ftw `{value}`")))?;
+        } else if let Some(i) = name.strip_prefix("st").and_then(|n| n.parse::<usize>().ok()) {
+            if i >= 8 {
+                return Err(ParseError(format!("bad register `{name}`")));
+            }
+            let v = u128::from_str_radix(value, 16).map_err(|_| ParseError(format!("bad hex `{value}`")))?;
+            if v & !ST_MASK != 0 {
+                return Err(ParseError(format!("`{name}` wider than 80 bits")));
+            }
+            self.st[i] = v;
         } else if let Some(n) = name.strip_prefix("xmm") {
             let i: usize = n.parse().map_err(|_| ParseError(format!("bad register `{name}`")))?;
             if i >= 16 {
@@ -385,14 +484,23 @@ mod tests {
         s.rflags = 0x8d7;
         s.xmm[9] = u128::MAX - 5;
         s.mxcsr = 0x7f80;
+        s.fsw = 0x3800;
+        s.ftw = 0x81;
+        s.st[7] = 0xffff_8000_0000_0000_0001;
         s.mem[0] = 1;
         s.mem[1] = 2;
         s.mem[SCRATCH_LEN - 1] = 0xff;
         let text = s.to_text_diff(&base);
         assert_eq!(
             text,
-            "rbx=ffffffffffffffff r15=1 rflags=8d7 xmm9=fffffffffffffffffffffffffffffffa mxcsr=7f80 m0=0102 mff=ff"
+            "rbx=ffffffffffffffff r15=1 rflags=8d7 xmm9=fffffffffffffffffffffffffffffffa mxcsr=7f80 fsw=3800 ftw=81 \
+             st7=ffff8000000000000001 m0=0102 mff=ff"
         );
+        // Old vector files have no x87 tokens: the fields keep their defaults.
+        let old = CpuState::from_text_diff("rax=1 mxcsr=1f80", &base).unwrap();
+        assert_eq!((old.fcw, old.fsw, old.ftw, old.st), (FCW_DEFAULT, 0, 0, [0; 8]));
+        assert!(CpuState::from_text_diff("st8=1", &base).is_err());
+        assert!(CpuState::from_text_diff("st0=1ffffffffffffffffffff", &base).is_err());
         assert_eq!(CpuState::from_text_diff(&text, &base).unwrap(), s);
         assert_eq!(s.to_text_diff(&s), "");
     }
@@ -413,6 +521,9 @@ mod tests {
             Fault::Ac,
             Fault::Br,
             Fault::Of,
+            Fault::Nm,
+            Fault::Mf,
+            Fault::Xm,
             Fault::Other { signal: 5, trapno: 1 },
             Fault::Timeout,
             Fault::Crashed { signal: 31 },

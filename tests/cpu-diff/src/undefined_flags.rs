@@ -29,6 +29,10 @@
 //! | ARPL (32-bit code) | none | ZF defined, the rest unaffected |
 //! | CMPXCHG8B CMPXCHG16B, SAHF, POPF, CLC STC CMC CLD STD, CMPS SCAS | none | |
 //! | MULX PDEP PEXT RORX SARX SHLX SHRX, MOVBE, moves, stack, branches, x87 control | none | no flag affected |
+//! | COMISS UCOMISS COMISD UCOMISD, FCOMI FCOMIP FUCOMI FUCOMIP | none | ZF PF CF from the comparison, OF SF AF cleared |
+//! | PTEST | none | ZF CF defined, the rest cleared |
+//! | PCMPESTRI PCMPESTRM PCMPISTRI PCMPISTRM | none | CF ZF SF OF defined, AF PF cleared |
+//! | the other MMX, SSE and x87 instructions | none | no RFLAGS bit affected (x87 C0..C3 are FSW bits, compared exactly) |
 //!
 //! For SHLD/SHRD the manuals say "greater than the operand size"; a count equal to 16 on a 16-bit form is treated
 //! as undefined too, conservatively. For BSF/BSR with a zero source Intel says the destination is undefined
@@ -129,6 +133,21 @@ pub const TABLE: &[(Mnemonic, FlagRule)] = {
         (M::Bound, Fixed(0)),
         (M::Arpl, Fixed(0)),
         (M::Into, Fixed(0)),
+        (M::Comiss, Fixed(0)),
+        (M::Ucomiss, Fixed(0)),
+        (M::Comisd, Fixed(0)),
+        (M::Ucomisd, Fixed(0)),
+        (M::Fcomi, Fixed(0)),
+        (M::Fcomip, Fixed(0)),
+        (M::Fucomi, Fixed(0)),
+        (M::Fucomip, Fixed(0)),
+        (M::Ptest, Fixed(0)),
+        (M::Pcmpestri, Fixed(0)),
+        (M::Pcmpestri64, Fixed(0)),
+        (M::Pcmpestrm, Fixed(0)),
+        (M::Pcmpestrm64, Fixed(0)),
+        (M::Pcmpistri, Fixed(0)),
+        (M::Pcmpistrm, Fixed(0)),
     ]
 };
 
@@ -336,6 +355,19 @@ mod tests {
             Family::Branch,
             Family::SseMove,
             Family::X87Control,
+            Family::Mmx,
+            Family::Sse2Int,
+            Family::Ssse3,
+            Family::Sse41Int,
+            Family::Sse42,
+            Family::Sse1Fp,
+            Family::Sse2Fp,
+            Family::Sse3,
+            Family::Sse41Fp,
+            Family::X87LoadStore,
+            Family::X87Arith,
+            Family::X87Compare,
+            Family::X87Transcendental,
         ];
         let writers = [
             M::Popcnt,
@@ -350,6 +382,15 @@ mod tests {
         for w in writers
             .iter()
             .chain(&[M::Andn, M::Bextr, M::Blsi, M::Blsmsk, M::Blsr, M::Bzhi, M::Sal])
+            .chain(&[
+                M::Comiss,
+                M::Ucomisd,
+                M::Fcomi,
+                M::Fucomip,
+                M::Ptest,
+                M::Pcmpistri,
+                M::Pcmpestrm64,
+            ])
         {
             assert!(TABLE.iter().any(|(n, _)| n == w), "{w:?} has no row");
         }

@@ -389,3 +389,160 @@ fn case16(code: &[u8], f: impl FnOnce(&mut CpuState)) -> Case {
     c.bitness = 16;
     c
 }
+
+// ---- x87, MMX and SSE floating point ----------------------------------------------------------------------
+
+#[test]
+fn x87_state_round_trips_and_fld1_pushes() {
+    // nop: FCW, FSW (TOP 5, C3, a masked flag), FTW and all eight registers come back as they went in.
+    let setup = |s: &mut CpuState| {
+        s.fcw = 0x0b7f;
+        s.fsw = 5 << 11 | 0x4000 | 0x20;
+        s.ftw = 0b1010_0101;
+        for (i, st) in s.st.iter_mut().enumerate() {
+            *st = 0x3fff_8000_0000_0000_0000 + i as u128;
+        }
+    };
+    let r = run_one(case(&[0x90], setup));
+    let mut want = CpuState::default();
+    want.gpr[RSP] = SCRATCH_STACK_TOP;
+    setup(&mut want);
+    assert_eq!((r.fault, r.state.clone()), (Fault::None, want.clone()));
+    // fld1: TOP 5 -> 4, the new ST0 is 1.0, the old ST0..ST6 move down one, physical register 4 becomes valid.
+    let r = run_one(case(&[0xd9, 0xe8], setup));
+    assert_eq!(r.fault, Fault::None);
+    assert_eq!(r.state.fsw >> 11 & 7, 4);
+    assert_eq!(r.state.st[0], 0x3fff_8000_0000_0000_0000);
+    assert_eq!(r.state.st[1..], want.st[..7]);
+    assert_eq!(r.state.ftw, want.ftw | 1 << 4);
+}
+
+#[test]
+fn pending_x87_exception_raises_mf_and_keeps_fsw() {
+    // fwait with ZE flagged and unmasked (ES, B set): #MF at the fwait, FSW unchanged.
+    let r = run_one(case(&[0x9b], |s| {
+        s.fcw = 0x037b;
+        s.fsw = 0x8084;
+    }));
+    assert_eq!((r.fault, r.rip, r.state.fsw), (Fault::Mf, 0, 0x8084));
+    // fnclex is not a waiting instruction: it clears the flags without #MF.
+    let r = run_one(case(&[0xdb, 0xe2], |s| {
+        s.fcw = 0x037b;
+        s.fsw = 0x8084;
+    }));
+    assert_eq!((r.fault, r.state.fsw), (Fault::None, 0));
+}
+
+#[test]
+fn unmasked_sse_exception_raises_xm_with_the_flag_set() {
+    // divss xmm0, xmm1 with 1.0 / 0.0 and ZE unmasked: #XM, destination unchanged, ZE set in MXCSR.
+    let setup = |s: &mut CpuState| {
+        s.xmm[0] = 0x3f80_0000;
+        s.xmm[1] = 0;
+        s.mxcsr = MXCSR_DEFAULT & !(1 << 9);
+    };
+    let r = run_one(case(&[0xf3, 0x0f, 0x5e, 0xc1], setup));
+    assert_eq!((r.fault, r.rip), (Fault::Xm, 0));
+    assert_eq!(r.state.xmm[0], 0x3f80_0000);
+    assert_eq!(r.state.mxcsr, (MXCSR_DEFAULT & !(1 << 9)) | 1 << 2);
+    // Masked: +inf and the flag.
+    let r = run_one(case(&[0xf3, 0x0f, 0x5e, 0xc1], |s| {
+        setup(s);
+        s.mxcsr = MXCSR_DEFAULT;
+    }));
+    assert_eq!(
+        (r.fault, r.state.xmm[0] as u32, r.state.mxcsr),
+        (Fault::None, 0x7f80_0000, MXCSR_DEFAULT | 4)
+    );
+}
+
+#[test]
+fn fp_families_run_natively_and_deterministically() {
+    use rqemu_tests_cpu_diff::generate::PENDING_FAMILIES;
+    for bitness in [64, 32] {
+        let g = Generator::new(GenOptions {
+            families: PENDING_FAMILIES.to_vec(),
+            bitness,
+            ..GenOptions::default()
+        });
+        let cases = g.cases(21, 3000);
+        let a = run_native(&cases);
+        let b = run_native(&cases);
+        assert_eq!(a, b, "two native runs of the same FP cases differ");
+        let mut faults: HashMap<String, usize> = HashMap::new();
+        for r in &a {
+            *faults
+                .entry(format!("{:?}", r.fault).split([' ', '{']).next().unwrap().to_string())
+                .or_default() += 1;
+            // The 80-bit images stay 80 bits, TOP and everything else come from a real FXSAVE image.
+            assert!(r.state.st.iter().all(|v| v >> 80 == 0));
+        }
+        // Most cases complete; unmasked exceptions and misaligned operands show up too.
+        assert!(faults["None"] > 1500, "{bitness}: {faults:?}");
+        for f in ["Mf", "Xm", "Gp"] {
+            assert!(
+                faults.get(f).copied().unwrap_or(0) > 10,
+                "{bitness}: {f} too rare: {faults:?}"
+            );
+        }
+        assert!(
+            !faults.contains_key("Crashed") && !faults.contains_key("Timeout"),
+            "{faults:?}"
+        );
+    }
+}
+
+/// A random x87 state (any TOP, tags, 80-bit images, FCW; flags without a pending exception) for the
+/// fxsave/fxrstor comparison below.
+fn random_x87(rng: &mut rqemu_tests_cpu_diff::generate::SplitMix64, s: &mut CpuState) {
+    s.fcw = 0x40 | (rng.next_u64() as u16 & 0x0f3f);
+    s.fsw = (rng.below(8) as u16) << 11 | (rng.next_u64() as u16 & 0x4700) | (rng.next_u64() as u16 & s.fcw & 0x3f);
+    s.ftw = rng.next_u64() as u8;
+    for st in s.st.iter_mut() {
+        *st = (rng.next_u64() as u128) << 16 | rng.next_u64() as u128 & 0xffff;
+    }
+}
+
+#[test]
+fn fxsave_and_fxrstor_carry_the_x87_state_as_the_host_does() {
+    use rqemu_tests_cpu_diff::compare::{compare, CpuUnderTest};
+    use rqemu_tests_cpu_diff::generate::SplitMix64;
+    use rqemu_tests_cpu_diff::rqemu::Rqemu;
+    let mut rng = SplitMix64(99);
+    let mut cases = Vec::new();
+    for i in 0..200 {
+        if i % 2 == 0 {
+            // fxsave64 [rbx]: the image of a random state.
+            cases.push(case(&[0x48, 0x0f, 0xae, 0x03], |s| {
+                s.gpr[RBX] = SCRATCH_ADDR;
+                random_x87(&mut rng, s);
+            }));
+        } else {
+            // fxrstor64 [rbx] from the image of a random state (bytes 256..512 of the image are zero).
+            let mut image = CpuState::default();
+            random_x87(&mut rng, &mut image);
+            cases.push(case(&[0x48, 0x0f, 0xae, 0x0b], |s| {
+                s.gpr[RBX] = SCRATCH_ADDR;
+                s.mem[0..2].copy_from_slice(&image.fcw.to_le_bytes());
+                s.mem[2..4].copy_from_slice(&image.fsw.to_le_bytes());
+                s.mem[4] = image.ftw;
+                s.mem[24..28].copy_from_slice(&MXCSR_DEFAULT.to_le_bytes());
+                for (k, v) in image.st.iter().enumerate() {
+                    s.mem[32 + 16 * k..42 + 16 * k].copy_from_slice(&v.to_le_bytes()[..10]);
+                }
+            }));
+        }
+    }
+    let native = run_native(&cases);
+    let mut cpu = Rqemu::tci();
+    for (c, n) in cases.iter().zip(&native) {
+        let mut r = cpu.run(c);
+        assert_eq!(n.fault, Fault::None);
+        // FOP/FIP/FDP (bytes 6..24) hold host addresses natively; MXCSR_MASK (28..32) differs by design.
+        for i in (6..24).chain(28..32) {
+            r.state.mem[i] = n.state.mem[i];
+        }
+        let diffs = compare(c, n, &r);
+        assert!(diffs.is_empty(), "{:02x?}: {diffs:?}", c.code);
+    }
+}

@@ -8,15 +8,15 @@
 //! R=target/release/cpu-diff-record; F=tests/cpu-diff/vectors/x86-64-baseline.txt
 //! { $R --cases 4200 --seed 4 --compact
 //!   echo "# multi-instruction: cpu-diff-record --cases 300 --seed 5 --max-insns 4 --compact"
-//!   $R --cases 300 --seed 5 --max-insns 4 --compact | tail -n +2; } > $F
+//!   $R --cases 300 --seed 5 --max-insns 4 --compact | tail -n +3; } > $F
 //! F=tests/cpu-diff/vectors/x86-32-baseline.txt
 //! { $R --mode 32 --cases 1400 --seed 4 --compact
 //!   echo "# multi-instruction: cpu-diff-record --mode 32 --cases 100 --seed 5 --max-insns 4 --compact"
-//!   $R --mode 32 --cases 100 --seed 5 --max-insns 4 --compact | tail -n +2; } > $F
+//!   $R --mode 32 --cases 100 --seed 5 --max-insns 4 --compact | tail -n +3; } > $F
 //! F=tests/cpu-diff/vectors/x86-16-baseline.txt
 //! { $R --mode 16 --cases 1000 --seed 4 --compact
 //!   echo "# multi-instruction: cpu-diff-record --mode 16 --cases 100 --seed 5 --max-insns 4 --compact"
-//!   $R --mode 16 --cases 100 --seed 5 --max-insns 4 --compact | tail -n +2; } > $F
+//!   $R --mode 16 --cases 100 --seed 5 --max-insns 4 --compact | tail -n +3; } > $F
 //! ```
 
 use rqemu_tests_cpu_diff::compare::run_diff;

@@ -1,5 +1,6 @@
 //! Records test vectors on this machine's CPU: `cpu-diff-record [--cases N] [--seed S] [--max-insns K] [--mode
-//! 64|32] [--compact]` writes the vector file (`vectors.rs` format) to stdout and a one-line summary to stderr. x86-64 Linux only.
+//! 64|32] [--compact]` writes the vector file (`vectors.rs` format; after the header a `# host: <vendor> <brand>`
+//! comment line naming the CPU, see `native::host_line`) to stdout and a one-line summary to stderr. x86-64 Linux only.
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn main() {
@@ -43,7 +44,8 @@ fn main() {
     });
     let list = generator.cases(seed, cases);
     let results = run_native(&list);
-    let text = record(&list, &results);
+    // Which CPU the results come from, after the header: rcpps & co. and the transcendentals are vendor-specific.
+    let text = record(&list, &results).replacen('\n', &format!("\n{}\n", rqemu_tests_cpu_diff::native::host_line()), 1);
     std::io::stdout().write_all(text.as_bytes()).expect("writing stdout");
     let faulted = results
         .iter()

@@ -2,8 +2,10 @@
 //! [--mode 64|32|16] [--max-insns K] [--show N] [--families a,b]` generates N cases of 64-bit (default) or 32-bit code
 //! from seed S, runs them on this machine's CPU (the oracle) and on
 //! rqemu, prints the first mismatches (default 20) and the `cpu-diff:` summary line, and exits 1 if any case
-//! mismatched (2 on a usage error). `--families` restricts generation to some families (names as in
-//! `generate::Family`, case-insensitive; default `Family::ALL`, e.g. `--families string,bmi`). x86-64 Linux only.
+//! mismatched (2 on a usage error). `--families` (or `--family`) chooses the families (names as in
+//! `generate::Family`, case-insensitive, `-`/`_` ignored, plus the groups `default`, `pending`, `all`, `sse-int`,
+//! `sse-fp`, `x87`: see `Family::parse_list`; default `Family::default_mix()`, which leaves out
+//! `generate::PENDING_FAMILIES`; e.g. `--families string,bmi` or `--family x87-arith`). x86-64 Linux only.
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn main() {
@@ -18,7 +20,7 @@ fn main() {
     let mut show = 20usize;
     let mut backend = String::from("tci");
     let mut bitness = 64u32;
-    let mut families = rqemu_tests_cpu_diff::generate::Family::ALL.to_vec();
+    let mut families = rqemu_tests_cpu_diff::generate::Family::default_mix();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
@@ -37,14 +39,8 @@ fn main() {
                     _ => usage(&format!("bad mode `{value}` (64, 32 or 16)")),
                 }
             }
-            "--families" => {
-                families = value
-                    .split(',')
-                    .map(|n| {
-                        rqemu_tests_cpu_diff::generate::Family::from_name(n)
-                            .unwrap_or_else(|| usage(&format!("unknown family `{n}`")))
-                    })
-                    .collect()
+            "--families" | "--family" => {
+                families = rqemu_tests_cpu_diff::generate::Family::parse_list(&value).unwrap_or_else(|e| usage(&e))
             }
             _ => usage(&format!("unknown flag `{flag}`")),
         }
