@@ -101,6 +101,7 @@ impl I386Target {
     pub fn with_lookup(lookup_tb_ptr: Option<HelperFn>) -> I386Target {
         let mut t = TargetDesc::new(cpu::FAULT_OFFSET as i32);
         t.env_size = core::mem::size_of::<X86CpuState>();
+        t.tlb_offset = Some(cpu::TLB_OFFSET as i32);
         for (i, name) in REG_NAMES.iter().enumerate() {
             t.add_global(name, Type::I64, cpu::reg_offset(i) as i32);
         }

@@ -27,6 +27,11 @@ pub struct TargetDesc {
     /// Size in bytes of the CPU state `env` points to, 0 when unknown. Backends that run generated code in a
     /// separate address space (the wasm32 backend's embedded engine) copy this many bytes in and out.
     pub env_size: usize,
+    /// Offset from `env` of the softmmu TLB tables (`rqemu_include::tlb` layout, one table per MMU index)
+    /// when the target keeps them in its CPU state and fills them through the guest memory the loop passes:
+    /// backends may then inline the fast path of guest loads and stores against them. `None`: every access
+    /// goes through the guest memory.
+    pub tlb_offset: Option<i32>,
 }
 
 impl TargetDesc {
@@ -37,6 +42,7 @@ impl TargetDesc {
             helpers: HelperTable::new(),
             fault_offset,
             env_size: 0,
+            tlb_offset: None,
         }
     }
 

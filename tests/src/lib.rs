@@ -7,12 +7,14 @@
 //! | [`tables`] | the GDT, IDT, TSS and page tables every guest gets |
 //! | [`run`] | [`run::run_guest`]: the machine in-process, with a wall-clock limit |
 //! | [`guests`] | the guest programs, one module per area, with their expected output |
+//! | [`bench`] | the benchmark kernels of `cargo xtask bench guest` (not tests) |
 //!
 //! The report convention: a guest writes text lines on the debug console (port 0xe9), one per check, and
 //! ends through isa-debug-exit (port 0xf4): writing `v` ends the machine with status `(v << 1) | 1`; a
 //! guest writes 0 when every check passed, so status 1 means pass.
 
 pub mod asm;
+pub mod bench;
 pub mod guests;
 pub mod run;
 pub mod tables;

@@ -101,7 +101,8 @@ function show(bytes) {
   return JSON.stringify(Buffer.from(bytes).toString("latin1"));
 }
 
-// Runs one image in a fresh instance: { status, debugcon, serial, error, tiers }, or throws on a trap.
+// Runs one image in a fresh instance: { ms, status, debugcon, serial, error, tiers } (ms: the time of `guest_run`), or
+// throws on a trap.
 async function runGuest(image, cmdline) {
   let printed = [];
   const instance = await instantiate(module, (bytes) => printed.push(Buffer.from(bytes)));
@@ -114,6 +115,7 @@ async function runGuest(image, cmdline) {
   const img = copyIn(image);
   const cmd = copyIn(Buffer.from(cmdline));
   let status;
+  const start = performance.now();
   try {
     status = ex.guest_run(img, image.length, cmd, Buffer.byteLength(cmdline));
   } catch (err) {
@@ -126,7 +128,9 @@ async function runGuest(image, cmdline) {
     const len = ex.guest_output_len(kind) >>> 0;
     return Buffer.from(new Uint8Array(ex.memory.buffer, ptr, len));
   };
+  const ms = performance.now() - start;
   const result = {
+    ms,
     status,
     debugcon: output(0),
     serial: output(1),
@@ -158,7 +162,7 @@ async function runGuests(dir) {
       const wantStatus = Number.parseInt(newline < 0 ? expect : expect.slice(0, newline), 10);
       const wantOutput = Buffer.from(newline < 0 ? "" : expect.slice(newline + 1), "latin1");
       const r = await runGuest(await readFile(join(dir, img)), img);
-      detail = ` (${r.tiers})`;
+      detail = ` (${r.tiers} ms=${r.ms.toFixed(0)})`;
       if (r.status !== wantStatus) problems.push(`status ${r.status}, expected ${wantStatus}`);
       if (!r.debugcon.equals(wantOutput)) {
         problems.push(`debugcon ${show(r.debugcon)}, expected ${show(wantOutput)}`);

@@ -2,7 +2,8 @@
 //! `bench_tci` export of `tests/wasm`); `cargo xtask bench wasm32`: the wasm32 backend under Node (the
 //! `bench_wasm32` export); `cargo xtask bench cpu`: issue 4's x86-64 guest kernels natively on tci (the
 //! `cpu_bench` example of rqemu-target-i386) and under Node on tci and tci + wasm32 (the `bench_cpu`
-//! export). All print a header naming the machine, so reports can be compared.
+//! export); `cargo xtask bench guest` (`bench_guest.rs`): a guest kernel against qemu-system-x86_64. All
+//! print a header naming the machine, so reports can be compared.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -78,7 +79,7 @@ pub fn cpu() -> Result {
 }
 
 /// Prints the header as a Markdown list (the reports below it are Markdown too, for docs/PERF.md).
-fn print_header(which: &str, tc: Option<&wasm::Toolchain>) {
+pub fn print_header(which: &str, tc: Option<&wasm::Toolchain>) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("## rqemu {which} benchmark\n");
     println!("- command: `cargo xtask bench {which}`");

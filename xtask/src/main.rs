@@ -7,6 +7,7 @@
 //! installed by [`wasm`] and [`setup`]; [`cmd`] runs and echoes child processes.
 
 mod bench;
+mod bench_guest;
 mod build;
 mod cmd;
 mod fuzz;
@@ -33,6 +34,7 @@ commands:
   bench tci       the tci benchmark, natively and on wasm32 under Node
   bench wasm32    the wasm32 backend under Node: hot loop vs tci, compile cost, thresholds
   bench cpu       x86-64 guest kernels (issue 4): tci natively, tci and tci + wasm32 under Node
+  bench guest     a multiboot guest kernel under qemu-system-x86_64 -accel tcg and rqemu (native, Node)
   fuzz-cpu [--cases N] [--seed S] [--backend tci|wasm32] [--mode 64|32|16] [--families F,..]
                   differential test of the x86 frontend against this machine's CPU (x86-64
                   Linux): N generated cases (default 10000) from seed S (default 1) of 64-bit code
@@ -141,14 +143,15 @@ fn dispatch(mut argv: Vec<String>) -> Result {
         "test" => args.finish().and_then(|()| test::test()),
         "test-wasm" => args.finish().and_then(|()| test::test_wasm()),
         "bench" => {
-            let which = args.positional("benchmark name (tci, wasm32, cpu)")?;
+            let which = args.positional("benchmark name (tci, wasm32, cpu, guest)")?;
             args.finish()?;
             match which.as_str() {
                 "tci" => bench::tci(),
                 "wasm32" => bench::wasm32(),
                 "cpu" => bench::cpu(),
+                "guest" => bench_guest::guest(),
                 other => Err(Error::Usage(format!(
-                    "unknown benchmark `{other}` (known: tci, wasm32, cpu)"
+                    "unknown benchmark `{other}` (known: tci, wasm32, cpu, guest)"
                 ))),
             }
         }

@@ -55,8 +55,9 @@ impl Wasm32 {
         }
     }
 
-    /// Inlines the software-TLB fast path for a TLB at this place in the CPU state (default: none, every
-    /// guest access takes the slow path). Applies to modules compiled from now on.
+    /// Inlines the software-TLB fast path for a TLB at this place in the CPU state. Default (`None`): where
+    /// the target's `TargetDesc::tlb_offset` says, or nowhere (every guest access takes the slow path).
+    /// Applies to modules compiled from now on.
     pub fn set_tlb(&mut self, tlb: Option<crate::TlbAbi>) {
         self.tlb = tlb;
     }
@@ -86,7 +87,10 @@ impl Wasm32 {
             ld_slow: ld_slow as HelperFn as usize as u32,
             st_slow: st_slow as HelperFn as usize as u32,
             tail_calls: self.tail_calls,
-            tlb: self.tlb,
+            // An explicit `set_tlb` wins; otherwise the target says where its TLB lives, if it does.
+            tlb: self.tlb.or(target
+                .tlb_offset
+                .map(|offset_from_env| crate::TlbAbi { offset_from_env })),
         }
     }
 }
