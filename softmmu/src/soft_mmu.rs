@@ -467,8 +467,9 @@ fn extend(raw: u64, memop: MemOp) -> u64 {
     }
 }
 
-/// `qemu_ld`/`qemu_st` for backends that call out for every access (tci) and for slow-path helpers. `env` is
-/// ignored: the `SoftMmu` belongs to one CPU and its [`TlbFill`] already reaches that CPU's state.
+/// `qemu_ld`/`qemu_st` for backends on a TLB miss (or for every access, without a TLB in `env`) and for
+/// slow-path helpers. `env` is ignored: the `SoftMmu` belongs to one CPU and its [`TlbFill`] already
+/// reaches that CPU's state.
 impl<F: TlbFill> GuestMemory for SoftMmu<F> {
     fn load(&mut self, _env: *mut u8, addr: u64, memop: MemOp, mmu: MmuIdx) -> Result<u64, MemFault> {
         SoftMmu::load(self, addr, memop, mmu)

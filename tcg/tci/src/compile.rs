@@ -83,6 +83,7 @@ impl Compiler {
             self.calls.as_slice().into(),
             self.exits.as_slice().into(),
             f.target.fault_offset,
+            f.target.tlb_offset,
         )
     }
 

@@ -6,7 +6,10 @@
 //! are kept zero-extended in their slots: every i32 result is masked, which lets the unsigned, equality and
 //! bitwise operations serve both types.
 
-use rqemu_include::MemOp;
+use rqemu_include::tlb::{
+    tlb_probe, TLB_ENTRIES, TLB_ENTRY_SIZE, TLB_OFFSET_ADDEND, TLB_OFFSET_READ, TLB_OFFSET_WRITE,
+};
+use rqemu_include::{MemOp, MmuIdx, TARGET_PAGE_BITS};
 use rqemu_tcg::{GuestMemory, TbExit};
 
 use crate::bytecode::{Cc, Insn};
@@ -288,23 +291,39 @@ pub(crate) unsafe fn exec(tb: &TciTb, frame: *mut u64, env: *mut u8, mem: &mut d
             Insn::StEnv64 { v, off } => at(env, off).cast::<u64>().write_unaligned(r!(v)),
 
             Insn::QemuLd32 { d, a, memop, mmu, insn } => {
-                match mem.load(env, r!(a), MemOp::from_bits_retain(memop as u32), mmu) {
-                    Ok(v) => w!(d, extend_loaded(v, memop) & M32),
-                    Err(_) => return TbExit::Fault { insn },
-                }
+                let addr = r!(a);
+                let v = match tlb_host(env, tb.tlb_offset, addr, memop, mmu, TLB_OFFSET_READ) {
+                    Some(host) => host_load(host, memop),
+                    None => match mem.load(env, addr, MemOp::from_bits_retain(memop as u32), mmu) {
+                        Ok(v) => v,
+                        Err(_) => return TbExit::Fault { insn },
+                    },
+                };
+                w!(d, extend_loaded(v, memop) & M32);
             }
             Insn::QemuLd64 { d, a, memop, mmu, insn } => {
-                match mem.load(env, r!(a), MemOp::from_bits_retain(memop as u32), mmu) {
-                    Ok(v) => w!(d, extend_loaded(v, memop)),
-                    Err(_) => return TbExit::Fault { insn },
-                }
+                let addr = r!(a);
+                let v = match tlb_host(env, tb.tlb_offset, addr, memop, mmu, TLB_OFFSET_READ) {
+                    Some(host) => host_load(host, memop),
+                    None => match mem.load(env, addr, MemOp::from_bits_retain(memop as u32), mmu) {
+                        Ok(v) => v,
+                        Err(_) => return TbExit::Fault { insn },
+                    },
+                };
+                w!(d, extend_loaded(v, memop));
             }
             Insn::QemuSt { v, a, memop, mmu, insn } => {
-                if mem
-                    .store(env, r!(a), r!(v), MemOp::from_bits_retain(memop as u32), mmu)
-                    .is_err()
-                {
-                    return TbExit::Fault { insn };
+                let addr = r!(a);
+                match tlb_host(env, tb.tlb_offset, addr, memop, mmu, TLB_OFFSET_WRITE) {
+                    Some(host) => host_store(host, memop, r!(v)),
+                    None => {
+                        if mem
+                            .store(env, addr, r!(v), MemOp::from_bits_retain(memop as u32), mmu)
+                            .is_err()
+                        {
+                            return TbExit::Fault { insn };
+                        }
+                    }
                 }
             }
 
@@ -359,6 +378,97 @@ fn host(base: u64, off: i32) -> *mut u8 {
 #[inline(always)]
 fn at(env: *mut u8, off: i32) -> *mut u8 {
     env.wrapping_offset(off as isize)
+}
+
+/// The host address of a guest access when it hits the target's TLB in `env` (the probe of
+/// `rqemu_include::tlb`, as generated code makes it): a flagged tag (MMIO, code page on a write, empty), a
+/// page-crossing or misaligned access, or a 16-byte memop misses and takes the guest memory's slow path.
+///
+/// # Safety
+/// With `tlb` set, `env + tlb` holds the [`NB_MMU_MODES`] tables and `mmu` is below that (checked when the
+/// TB was built); a hit's host address is valid for the access (softmmu's promise for what it fills).
+#[inline(always)]
+unsafe fn tlb_host(env: *mut u8, tlb: Option<i32>, vaddr: u64, memop: u8, mmu: MmuIdx, tag: usize) -> Option<*mut u8> {
+    let tlb = tlb?;
+    let op = MemOp::from_bits_retain(memop as u32);
+    let size = op.size_bytes();
+    if size > 8 {
+        return None;
+    }
+    let index = (vaddr >> TARGET_PAGE_BITS) as usize & (TLB_ENTRIES - 1);
+    // SAFETY: the caller's promise; the entry lies inside table `mmu`.
+    let entry = unsafe {
+        env.offset(tlb as isize)
+            .add((mmu.index() * TLB_ENTRIES + index) * TLB_ENTRY_SIZE)
+    };
+    // SAFETY: as above; tags and the addend are plain words of the entry.
+    let (want, addend) = unsafe {
+        (
+            entry.add(tag).cast::<u64>().read(),
+            entry.add(TLB_OFFSET_ADDEND).cast::<usize>().read(),
+        )
+    };
+    if tlb_probe(vaddr, size, op.align_bytes()) != want {
+        return None;
+    }
+    Some(core::ptr::with_exposed_provenance_mut(
+        (vaddr as usize).wrapping_add(addend),
+    ))
+}
+
+/// A little-endian load of `memop`'s size at `host`, byte-swapped when `memop` says (not extended).
+///
+/// # Safety
+/// `host` is valid for the access ([`tlb_host`]).
+#[inline(always)]
+unsafe fn host_load(host: *mut u8, memop: u8) -> u64 {
+    // SAFETY: the caller's promise.
+    let v = unsafe {
+        match memop & 3 {
+            0 => u64::from(host.read()),
+            1 => u64::from(host.cast::<u16>().read_unaligned()),
+            2 => u64::from(host.cast::<u32>().read_unaligned()),
+            _ => host.cast::<u64>().read_unaligned(),
+        }
+    };
+    if MemOp::from_bits_retain(memop as u32).is_bswap() {
+        swap_low(v, memop)
+    } else {
+        v
+    }
+}
+
+/// Stores the low bytes of `v` (`memop`'s size) at `host`, byte-swapped when `memop` says.
+///
+/// # Safety
+/// `host` is valid for the access ([`tlb_host`]).
+#[inline(always)]
+unsafe fn host_store(host: *mut u8, memop: u8, v: u64) {
+    let v = if MemOp::from_bits_retain(memop as u32).is_bswap() {
+        swap_low(v, memop)
+    } else {
+        v
+    };
+    // SAFETY: the caller's promise.
+    unsafe {
+        match memop & 3 {
+            0 => host.write(v as u8),
+            1 => host.cast::<u16>().write_unaligned(v as u16),
+            2 => host.cast::<u32>().write_unaligned(v as u32),
+            _ => host.cast::<u64>().write_unaligned(v),
+        }
+    }
+}
+
+/// Reverses the bytes of the low `1 << (memop & 3)` bytes of `v`.
+#[inline(always)]
+fn swap_low(v: u64, memop: u8) -> u64 {
+    match memop & 3 {
+        0 => v & 0xff,
+        1 => u64::from((v as u16).swap_bytes()),
+        2 => u64::from((v as u32).swap_bytes()),
+        _ => v.swap_bytes(),
+    }
 }
 
 /// A loaded value extended as its MemOp says, whatever the memory did: `GuestMemory` is asked to extend

@@ -20,6 +20,9 @@ pub struct TciTb {
     pub(crate) calls: Box<[CallSite]>,
     pub(crate) exits: Box<[u64]>,
     pub(crate) fault_offset: i32,
+    /// Where the target keeps its softmmu TLB in `env` (`TargetDesc::tlb_offset`): guest accesses that hit
+    /// it are made here without calling the guest memory.
+    pub(crate) tlb_offset: Option<i32>,
 }
 
 impl TciTb {
@@ -31,6 +34,7 @@ impl TciTb {
         calls: Box<[CallSite]>,
         exits: Box<[u64]>,
         fault_offset: i32,
+        tlb_offset: Option<i32>,
     ) -> Result<TciTb, CompileError> {
         let bug = |why: String| Err(CompileError::Host(format!("tci bytecode check failed: {why}")));
         let frame_len = template.len();
@@ -70,6 +74,7 @@ impl TciTb {
             calls,
             exits,
             fault_offset,
+            tlb_offset,
         })
     }
 
