@@ -173,6 +173,17 @@ pub const TB_ADDSEG: u32 = 1 << 8;
 pub const TB_AC: u32 = 1 << 9;
 /// TB flags word bit: interrupt shadow (`X86CpuState::interrupt_shadow`).
 pub const TB_INHIBIT_IRQ: u32 = 1 << 10;
+const CR0_EM: u64 = 1 << 2;
+const CR0_TS: u64 = 1 << 3;
+const CR4_OSFXSR: u64 = 1 << 9;
+
+/// TB flags word bit: CR0.EM.
+pub const TB_EM: u32 = 1 << 11;
+/// TB flags word bit: CR0.TS.
+pub const TB_TS: u32 = 1 << 12;
+/// TB flags word bit: CR4.OSFXSR is *clear* (inverted so that the usual SSE-enabled state keeps the word of
+/// before the bit existed).
+pub const TB_NO_OSFXSR: u32 = 1 << 13;
 
 /// The TB flags word of [`TbKey::flags`]:
 ///
@@ -187,8 +198,11 @@ pub const TB_INHIBIT_IRQ: u32 = 1 << 10;
 /// | 8 | `addseg` |
 /// | 9 | `ac` (EFLAGS.AC) |
 /// | 10 | `inhibit_irq` (interrupt shadow) |
+/// | 11 | `em` (CR0.EM) |
+/// | 12 | `ts` (CR0.TS) |
+/// | 13 | not `osfxsr` (CR4.OSFXSR clear) |
 ///
-/// Bits 11..32 are free (0).
+/// Bits 14..32 are free (0).
 pub fn tb_flags_word(flags: &TbFlags) -> u32 {
     let size = match flags.bitness {
         64 => 2,
@@ -204,6 +218,9 @@ pub fn tb_flags_word(flags: &TbFlags) -> u32 {
         | bit(flags.addseg, TB_ADDSEG)
         | bit(flags.ac, TB_AC)
         | bit(flags.inhibit_irq, TB_INHIBIT_IRQ)
+        | bit(flags.em, TB_EM)
+        | bit(flags.ts, TB_TS)
+        | bit(!flags.osfxsr, TB_NO_OSFXSR)
 }
 
 /// [`TbFlags`] back from a [`TbKey`].
@@ -224,6 +241,9 @@ pub fn tb_flags_of_key(key: &TbKey) -> TbFlags {
         addseg: w & TB_ADDSEG != 0,
         ac: w & TB_AC != 0,
         inhibit_irq: w & TB_INHIBIT_IRQ != 0,
+        em: w & TB_EM != 0,
+        ts: w & TB_TS != 0,
+        osfxsr: w & TB_NO_OSFXSR == 0,
     }
 }
 
@@ -250,6 +270,9 @@ pub fn tb_flags_of_state(s: &X86CpuState) -> TbFlags {
         addseg,
         ac: s.eflags & crate::cpu::eflags::AC != 0,
         inhibit_irq: s.interrupt_shadow != 0,
+        em: s.cr[0] & CR0_EM != 0,
+        ts: s.cr[0] & CR0_TS != 0,
+        osfxsr: s.cr[4] & CR4_OSFXSR != 0,
     }
 }
 

@@ -67,6 +67,7 @@ mod mov;
 mod muldiv;
 mod operand;
 mod seg;
+mod sse_int;
 mod sse_moves;
 mod stack;
 mod string;
@@ -122,6 +123,12 @@ pub struct TbFlags {
     /// Interrupt shadow: the previous instruction was sti (enabling), mov ss or pop ss. Such a TB holds one
     /// instruction and clears `X86CpuState::interrupt_shadow` as it starts.
     pub inhibit_irq: bool,
+    /// CR0.EM: x87 emulation; MMX and SSE instructions raise #UD.
+    pub em: bool,
+    /// CR0.TS: task switched; MMX and SSE instructions raise #NM.
+    pub ts: bool,
+    /// CR4.OSFXSR: the OS supports SSE; when clear, SSE instructions raise #UD.
+    pub osfxsr: bool,
 }
 
 impl TbFlags {
@@ -137,6 +144,9 @@ impl TbFlags {
         addseg: false,
         ac: false,
         inhibit_irq: false,
+        em: false,
+        ts: false,
+        osfxsr: true,
     };
 
     /// Flat 32-bit protected mode (not long mode) at CPL 0: CS base 0, 32-bit stack, no segment bases.
@@ -338,6 +348,9 @@ impl<'t> DisasContext<'t> {
         if let Some(done) = self.dispatch_io(f) {
             return done;
         }
+        if matches!(self.insn.mnemonic(), Mnemonic::Maskmovdqu | Mnemonic::Maskmovq) {
+            return self.gen_sse_int(f); // its implicit [rdi] operand is not a string operand
+        }
         let i = &self.insn;
         if (0..i.op_count()).any(|n| string::is_string_operand(i.op_kind(n))) {
             return self.gen_string(f);
@@ -350,10 +363,14 @@ impl<'t> DisasContext<'t> {
         }
         use Mnemonic as M;
         match self.insn.mnemonic() {
+            M::Movd | M::Movq if self.has_mmx_operand() => return self.gen_mmx_movq(f),
             M::Movd | M::Movq | M::Movdqa | M::Movdqu | M::Movaps | M::Movups | M::Movapd | M::Movupd => {
-                return self.gen_sse_move(f)
+                if self.gen_sse_enabled(f, false) {
+                    return self.gen_sse_move(f);
+                }
+                return true;
             }
-            M::Pxor | M::Xorps | M::Xorpd => return self.gen_sse_move(f),
+            m if sse_int::handles(m) => return self.gen_sse_int(f),
             M::Fninit | M::Finit | M::Fnstcw | M::Fstcw | M::Fldcw | M::Fnstsw | M::Fstsw | M::Wait => {
                 return self.gen_x87_state(f)
             }
@@ -500,6 +517,15 @@ impl<'t> DisasContext<'t> {
             | OpKind::Immediate8to64
             | OpKind::Immediate32to64 => true,
             _ => false,
+        })
+    }
+
+    /// Whether an operand is an MMX register.
+    fn has_mmx_operand(&self) -> bool {
+        let i = &self.insn;
+        (0..i.op_count()).any(|n| {
+            i.op_kind(n) == OpKind::Register
+                && (i.op_register(n) as usize).wrapping_sub(iced_x86::Register::MM0 as usize) < 8
         })
     }
 
