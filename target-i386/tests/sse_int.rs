@@ -365,6 +365,7 @@ fn mem_setup(m: &mut Machine) {
     m.write_u64(DATA + 24, (MEMV >> 64) as u64);
     m.cpu.xmm[1] = 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10;
     m.cpu.regs[7] = DATA;
+    m.write_u64(DATA + 0x60, 0x1f80);
 }
 
 #[test]
@@ -517,6 +518,42 @@ fn alignment_faults() {
 }
 
 #[test]
+fn faulting_source_changes_nothing() {
+    // The scratch load faults before the helper runs: the destination and the MMX tags are untouched.
+    let code = assemble(|a| {
+        a.mov(rsi, 0x10_0000u64)?;
+        a.paddw(mm1, qword_ptr(rsi))
+    });
+    let mut m = Machine::new(&code);
+    mem_setup(&mut m);
+    m.cpu.fpu.regs[1] = [7; 16];
+    assert_eq!(
+        m.run(),
+        Outcome::Fault {
+            rip: 0x100a,
+            vector: 14
+        }
+    );
+    assert_eq!(m.cpu.fpu.regs[1], [7; 16]);
+    assert_eq!(m.cpu.fpu.ftw, 0);
+    let code = assemble(|a| {
+        a.mov(rsi, 0x10_0000u64)?;
+        a.pshufb(xmm1, xmmword_ptr(rsi))
+    });
+    let mut m = Machine::new(&code);
+    mem_setup(&mut m);
+    let before = m.cpu.xmm[1];
+    assert_eq!(
+        m.run(),
+        Outcome::Fault {
+            rip: 0x100a,
+            vector: 14
+        }
+    );
+    assert_eq!(m.cpu.xmm[1], before);
+}
+
+#[test]
 fn enabling_checks() {
     let rip = 0x1000;
     let sse = assemble(|a| a.paddb(xmm1, xmm2));
@@ -550,6 +587,13 @@ fn enabling_checks() {
     assert_eq!(outcome(&mmx, em), ud);
     assert_eq!(outcome(&mmx, ts), nm);
     assert_eq!(outcome(&mmx, nofx), Outcome::End, "MMX does not need OSFXSR");
+    let ldmxcsr = assemble(|a| a.ldmxcsr(dword_ptr(rdi + 0x60)));
+    assert_eq!(outcome(&ldmxcsr, nofx), ud);
+    assert_eq!(outcome(&ldmxcsr, ts), nm);
+    let fxsave = assemble(|a| a.fxsave(ptr(rdi + 0x100)));
+    assert_eq!(outcome(&fxsave, em), nm);
+    assert_eq!(outcome(&fxsave, ts), nm);
+    assert_eq!(outcome(&fxsave, nofx), Outcome::End);
     // Fences, prefetches and crc32 are not SSE-state instructions.
     let other = assemble(|a| {
         a.lfence()?;

@@ -50,7 +50,14 @@
 //! - segmentation (`seg.rs`, through `seg_helper`): mov to/from segment registers, push/pop of segment
 //!   registers, lds/les/lfs/lgs/lss, far jmp/call (ptr16:16/32, m16:16/32/64), retf (imm16),
 //!   iret/iretd/iretq, lar/lsl/verr/verw; cli, sti (interrupt shadow), hlt;
-//! - SSE/SSE2 moves (`sse_moves.rs`): movd, movq, movdqa/movdqu, movaps/movups, movapd/movupd, pxor/xorps/xorpd;
+//! - SSE/SSE2 moves (`sse_moves.rs`): movd, movq, movdqa/movdqu, movaps/movups, movapd/movupd;
+//! - SSE2/SSSE3/SSE4.1/SSE4.2 integer, logic, shuffle and move instructions and their MMX forms (`sse_int.rs`,
+//!   bodies in `crate::vec_helper`): padd/psub (all, saturating too), pmul*, pmadd*, psadbw, pavg, pmin/pmax,
+//!   pcmpeq/pcmpgt, the logic ops (p and ps/pd), shifts, packs, unpacks, shuffles (pshuf*, shufps/pd, pshufb,
+//!   palignr), pmovmskb/movmsk*, pinsr/pextr/insertps/extractps, blends, pmovsx/zx, ptest, phadd/phsub, psign,
+//!   pabs, pmulhrsw, phminposuw, mpsadbw, pcmpgtq, crc32, pcmpestri/m and pcmpistri/m, maskmov*, movnt*,
+//!   movntdqa, fences and prefetches (no-ops), movq2dq/movdq2q, movhps/movlps/movhpd/movlpd/movhlps/movlhps,
+//!   movss/movsd, movd/movq with MMX registers, emms; with the CR0.EM/CR0.TS/CR4.OSFXSR checks on the TB flags;
 //! - x87/SSE control state (`x87_state.rs`): fninit, fnstcw/fldcw, fnstsw, wait, ldmxcsr/stmxcsr, fxsave/fxrstor.
 //!
 //! Everything else (and any operand that is not a general-purpose register, memory or immediate, outside the
@@ -349,7 +356,8 @@ impl<'t> DisasContext<'t> {
             return done;
         }
         if matches!(self.insn.mnemonic(), Mnemonic::Maskmovdqu | Mnemonic::Maskmovq) {
-            return self.gen_sse_int(f); // its implicit [rdi] operand is not a string operand
+            // Before the string dispatch: iced-x86 gives maskmov an implicit [rdi] string-style operand.
+            return self.gen_sse_int(f);
         }
         let i = &self.insn;
         if (0..i.op_count()).any(|n| string::is_string_operand(i.op_kind(n))) {
@@ -374,8 +382,15 @@ impl<'t> DisasContext<'t> {
             M::Fninit | M::Finit | M::Fnstcw | M::Fstcw | M::Fldcw | M::Fnstsw | M::Fstsw | M::Wait => {
                 return self.gen_x87_state(f)
             }
-            M::Ldmxcsr | M::Stmxcsr => return self.gen_x87_state(f),
-            M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => return self.gen_x87_state(f),
+            M::Ldmxcsr | M::Stmxcsr => return !self.gen_sse_enabled(f, false) || self.gen_x87_state(f),
+            M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => {
+                // #NM for CR0.EM or CR0.TS (CR4.OSFXSR only selects whether XMM state is included).
+                if self.flags.em || self.flags.ts {
+                    self.gen_exception(f, excp::NM, 0);
+                    return true;
+                }
+                return self.gen_x87_state(f);
+            }
             _ => {}
         }
         if !self.operands_supported() {
