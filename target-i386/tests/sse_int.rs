@@ -599,6 +599,8 @@ fn enabling_checks() {
         a.lfence()?;
         a.sfence()?;
         a.prefetcht0(byte_ptr(0))?;
+        a.prefetchw(byte_ptr(rdi + 0x7fff_0000))?;
+        a.prefetch(byte_ptr(0))?;
         a.crc32(eax, ecx)
     });
     assert_eq!(outcome(&other, both), Outcome::End);

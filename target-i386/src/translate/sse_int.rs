@@ -240,6 +240,8 @@ pub(super) fn handles(m: M) -> bool {
                 | M::Prefetcht1
                 | M::Prefetcht2
                 | M::Prefetchw
+                | M::Prefetch
+                | M::Prefetchwt1
                 | M::Movq2dq
                 | M::Movdq2q
                 | M::Movhps
@@ -355,7 +357,13 @@ impl DisasContext<'_> {
         match m {
             M::Lfence | M::Mfence | M::Sfence => return true, // one vCPU, program-ordered accesses
             // Hints: no access, no fault, no enabling check.
-            M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 | M::Prefetchw => return true,
+            M::Prefetchnta
+            | M::Prefetcht0
+            | M::Prefetcht1
+            | M::Prefetcht2
+            | M::Prefetchw
+            | M::Prefetch
+            | M::Prefetchwt1 => return true,
             M::Emms => {
                 if self.gen_sse_enabled(f, true) {
                     let zero = f.constant(Type::I64, 0);
