@@ -605,3 +605,144 @@ fn enabling_checks() {
     });
     assert_eq!(outcome(&other, both), Outcome::End);
 }
+
+/// Runs the register form (checked against the host above) and the memory form with the source in memory:
+/// both must give the same destination.
+fn reg_vs_mem(name: &str, reg: &[u8], mem: &[u8], mmx: bool) {
+    let mut rng = Rng(0x5eed ^ name.len() as u64);
+    for _ in 0..8 {
+        let s = inputs(&mut rng);
+        let want = rqemu(reg, s, mmx);
+        let m = run_with(mem, |m| {
+            m.cpu.xmm[1] = s.x1;
+            m.cpu.xmm[0] = s.x0;
+            m.cpu.regs[0] = s.rax;
+            m.cpu.regs[2] = s.rdx;
+            m.cpu.regs[1] = s.rcx;
+            m.cpu.regs[7] = DATA;
+            m.write_u64(DATA, s.x2 as u64);
+            m.write_u64(DATA + 8, (s.x2 >> 64) as u64);
+            if mmx {
+                m.cpu.fpu.regs[1][..8].copy_from_slice(&(s.x1 as u64).to_le_bytes());
+            }
+        });
+        let got = if mmx {
+            u64::from_le_bytes(m.cpu.fpu.regs[1][..8].try_into().unwrap()) as u128
+        } else {
+            m.cpu.xmm[1]
+        };
+        assert_eq!(got, want.x1, "{name} memory form on {s:x?}");
+        assert_eq!(m.cpu.xmm[0], want.x0, "{name} xmm0");
+        assert_eq!(m.cpu.regs[1], want.rcx, "{name} rcx");
+        if !mmx {
+            assert_eq!(m.cpu.rflags() & ARITH, want.flags, "{name} flags");
+        }
+    }
+}
+
+macro_rules! mem_forms {
+    ($($m:ident $(, $imm:literal)?);* $(;)?) => {
+        $(
+            reg_vs_mem(
+                stringify!($m),
+                &assemble(|a| a.$m(xmm1, xmm2 $(, $imm)?)),
+                &assemble(|a| a.$m(xmm1, xmmword_ptr(rdi) $(, $imm)?)),
+                false,
+            );
+        )*
+    };
+}
+
+macro_rules! mmx_mem_forms {
+    ($($m:ident $(, $imm:literal)?);* $(;)?) => {
+        $(
+            reg_vs_mem(
+                stringify!($m),
+                &assemble(|a| a.$m(mm1, mm2 $(, $imm)?)),
+                &assemble(|a| a.$m(mm1, qword_ptr(rdi) $(, $imm)?)),
+                true,
+            );
+        )*
+    };
+}
+
+#[test]
+fn memory_sources_match_register_sources() {
+    mem_forms!(
+        paddb; psubq; paddsw; pmulhuw; pmaddwd; psadbw; pcmpgtd; pand; pandn; andnps; orpd; psllw; psrad;
+        packuswb; punpckhbw; punpcklqdq; unpckhps; pshufd, 0x4e; shufps, 0xb1; pshufb; phaddsw; palignr, 7;
+        pmulhrsw; pabsw; pblendw, 0x3c; pblendvb; pminud; pmulld; packusdw; ptest; phminposuw; mpsadbw, 6;
+        pcmpgtq; pcmpistri, 0x0c; pcmpestrm, 0x44; pcmpistrm, 0x4e;
+    );
+    mmx_mem_forms!(paddusb; pmullw; psllq; packsswb; pshufw, 0x1b; pshufb; palignr, 5; psignd; psadbw);
+}
+
+#[test]
+fn pcmpestr_length_registers_32_and_64_bit() {
+    if !is_x86_feature_detected!("sse4.2") {
+        return;
+    }
+    // pcmpestri xmm1, xmm2, 0x0c (eax/edx), and with REX.W pcmpestri and pcmpestrm xmm1, xmm2, 0x40 (rax/rdx).
+    let cases: [(&[u8], fn(&mut St)); 3] = [
+        (
+            &[0x66, 0x0f, 0x3a, 0x61, 0xca, 0x0c],
+            host_xmm!(".byte 0x66, 0x0f, 0x3a, 0x61, 0xca, 0x0c"),
+        ),
+        (
+            &[0x66, 0x48, 0x0f, 0x3a, 0x61, 0xca, 0x0c],
+            host_xmm!(".byte 0x66, 0x48, 0x0f, 0x3a, 0x61, 0xca, 0x0c"),
+        ),
+        (
+            &[0x66, 0x48, 0x0f, 0x3a, 0x60, 0xca, 0x40],
+            host_xmm!(".byte 0x66, 0x48, 0x0f, 0x3a, 0x60, 0xca, 0x40"),
+        ),
+    ];
+    let mut rng = Rng(77);
+    for (code, host) in cases {
+        for len in [
+            5u64,
+            0x1_0000_0005,
+            0xffff_ffff_0000_0003,
+            u64::MAX - 2,
+            1 << 63,
+            0x8000_0000,
+        ] {
+            let mut s = inputs(&mut rng);
+            s.rax = len;
+            s.rdx = len.rotate_left(3);
+            let mut want = s;
+            host(&mut want);
+            assert_eq!(rqemu(code, s, false), want, "{code:02x?} with {len:#x}");
+        }
+    }
+}
+
+#[test]
+fn maskmovdqu_honours_the_address_size() {
+    // In 64-bit mode with a 0x67 prefix the address is edi: rdi's high half is ignored.
+    let code = [0x67, 0x66, 0x0f, 0xf7, 0xca]; // maskmovdqu xmm1, xmm2 at [edi]
+    let m = run_with(&code, |m| {
+        m.cpu.regs[7] = 0xffff_ffff_0000_0000 | DATA;
+        m.cpu.xmm[1] = 0xaabb;
+        m.cpu.xmm[2] = 0x80;
+    });
+    assert_eq!(m.data(0), 0xbb);
+    assert_eq!(m.data(1), 0);
+}
+
+#[test]
+fn fxsave_sees_the_mmx_tags_and_registers() {
+    let code = assemble(|a| {
+        a.movq(mm3, rcx)?;
+        a.fxsave(ptr(rdi + 0x100))
+    });
+    let m = run_with(&code, |m| {
+        m.cpu.regs[7] = DATA;
+        m.cpu.regs[1] = 0x0123_4567_89ab_cdef;
+        m.cpu.fpu.fsw = 0x3800;
+    });
+    assert_eq!(m.data(0x104), 0xff, "abridged tag word: all valid");
+    assert_eq!(m.read_u64(DATA + 0x100) >> 16 & 0xffff, 0, "FSW TOP cleared");
+    assert_eq!(m.read_u64(DATA + 0x100 + 32 + 3 * 16), 0x0123_4567_89ab_cdef);
+    assert_eq!(m.read_u64(DATA + 0x100 + 40 + 3 * 16) & 0xffff, 0xffff);
+}
