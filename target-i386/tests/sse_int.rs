@@ -677,13 +677,16 @@ fn memory_sources_match_register_sources() {
     mmx_mem_forms!(paddusb; pmullw; psllq; packsswb; pshufw, 0x1b; pshufb; palignr, 5; psignd; psadbw);
 }
 
+/// Instruction bytes and the host run of the same bytes.
+type Case = (&'static [u8], fn(&mut St));
+
 #[test]
 fn pcmpestr_length_registers_32_and_64_bit() {
     if !is_x86_feature_detected!("sse4.2") {
         return;
     }
     // pcmpestri xmm1, xmm2, 0x0c (eax/edx), and with REX.W pcmpestri and pcmpestrm xmm1, xmm2, 0x40 (rax/rdx).
-    let cases: [(&[u8], fn(&mut St)); 3] = [
+    let cases: [Case; 3] = [
         (
             &[0x66, 0x0f, 0x3a, 0x61, 0xca, 0x0c],
             host_xmm!(".byte 0x66, 0x0f, 0x3a, 0x61, 0xca, 0x0c"),
