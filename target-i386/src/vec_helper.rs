@@ -178,15 +178,17 @@ fn mask(sz: usize) -> u64 {
     }
 }
 
-fn sat_s(x: i64, sz: usize) -> u64 {
+/// `x` saturated to a signed `sz`-byte lane (i128: no intermediate sum or product can overflow).
+fn sat_s(x: i128, sz: usize) -> u64 {
     let bits = 8 * sz as u32;
-    let max = (1i64 << (bits - 1)) - 1;
-    let min = -(1i64 << (bits - 1));
+    let max = (1i128 << (bits - 1)) - 1;
+    let min = -(1i128 << (bits - 1));
     x.clamp(min, max) as u64 & mask(sz)
 }
 
-fn sat_u(x: i64, sz: usize) -> u64 {
-    x.clamp(0, mask(sz) as i64) as u64
+/// `x` saturated to an unsigned `sz`-byte lane.
+fn sat_u(x: i128, sz: usize) -> u64 {
+    x.clamp(0, i128::from(mask(sz))) as u64
 }
 
 /// The shift count, as the 64-bit value of the source's low quadword.
@@ -202,20 +204,22 @@ fn shift(kind: u64, d: u64, count: u64, sz: usize) -> u64 {
 
 /// One lane of a lane-wise operation; `None` for kinds that are not lane-wise.
 fn lanewise(kind: u64, d: u64, s: u64, sz: usize) -> Option<u64> {
-    let (ds, ss) = (sext(d, sz), sext(s, sz));
+    // Wide enough for every sum and product of two 64-bit lanes.
+    let (ds, ss) = (i128::from(sext(d, sz)), i128::from(sext(s, sz)));
+    let (du, su) = (i128::from(d), i128::from(s));
     let m = mask(sz);
     let bits = 8 * sz as u32;
     Some(match kind {
         op::ADD => d.wrapping_add(s) & m,
         op::SUB => d.wrapping_sub(s) & m,
         op::ADDS => sat_s(ds + ss, sz),
-        op::ADDUS => sat_u(d as i64 + s as i64, sz),
+        op::ADDUS => sat_u(du + su, sz),
         op::SUBS => sat_s(ds - ss, sz),
-        op::SUBUS => sat_u(d as i64 - s as i64, sz),
-        op::MULLO => (ds.wrapping_mul(ss)) as u64 & m,
+        op::SUBUS => sat_u(du - su, sz),
+        op::MULLO => (ds * ss) as u64 & m,
         op::MULHS => ((ds * ss) >> bits) as u64 & m,
-        op::MULHU => (d * s) >> bits,
-        op::AVG => (d + s + 1) >> 1,
+        op::MULHU => ((du * su) >> bits) as u64 & m,
+        op::AVG => ((du + su + 1) >> 1) as u64,
         op::MINU => d.min(s),
         op::MAXU => d.max(s),
         op::MINS => ds.min(ss) as u64 & m,
@@ -240,7 +244,7 @@ fn lanewise(kind: u64, d: u64, s: u64, sz: usize) -> Option<u64> {
             _ => d,
         },
         op::MULHRS => ((((ds * ss) >> 14) + 1) >> 1) as u64 & m,
-        op::ABS => ss.unsigned_abs() & m,
+        op::ABS => ss.unsigned_abs() as u64 & m,
         op::AND => d & s,
         op::ANDN => !d & s,
         op::OR => d | s,
@@ -252,7 +256,7 @@ fn lanewise(kind: u64, d: u64, s: u64, sz: usize) -> Option<u64> {
             ((p(d, 0) * p(s, 0) + p(d, 16) * p(s, 16)) as u64) & m
         }
         op::MADDUBSW => {
-            let p = |sh: u32| i64::from((d >> sh) as u8) * i64::from((s >> sh) as i8);
+            let p = |sh: u32| i128::from((d >> sh) as u8) * i128::from((s >> sh) as i8);
             sat_s(p(0) + p(8), 2)
         }
         op::SADBW => (0..8)
@@ -264,7 +268,7 @@ fn lanewise(kind: u64, d: u64, s: u64, sz: usize) -> Option<u64> {
 
 /// Horizontal operation on adjacent pairs of `v`'s lanes.
 fn horizontal(kind: u64, a: u64, b: u64, sz: usize) -> u64 {
-    let (x, y) = (sext(a, sz), sext(b, sz));
+    let (x, y) = (i128::from(sext(a, sz)), i128::from(sext(b, sz)));
     match kind {
         op::HADD => a.wrapping_add(b) & mask(sz),
         op::HSUB => a.wrapping_sub(b) & mask(sz),
@@ -296,9 +300,12 @@ pub(crate) fn vec_op(word: u64, d: &mut [u8; 16], s: &[u8; 16], xmm0: &[u8; 16],
         op::PACKSS | op::PACKUS => {
             let half = lanes;
             let out = sz / 2;
+            if out == 0 {
+                return 0; // no byte-to-nibble pack: not an operation
+            }
             for i in 0..lanes * 2 {
                 let (v, j) = if i < half { (&dst, i) } else { (&src, i - half) };
-                let x = sext(lane(v, sz, j), sz);
+                let x = i128::from(sext(lane(v, sz, j), sz));
                 let y = if kind == op::PACKSS {
                     sat_s(x, out)
                 } else {
@@ -356,7 +363,7 @@ pub(crate) fn vec_op(word: u64, d: &mut [u8; 16], s: &[u8; 16], xmm0: &[u8; 16],
         }
         op::PSHUF => {
             for i in 0..lanes {
-                set_lane(&mut r, sz, i, lane(&src, sz, (imm >> (2 * i)) as usize & 3));
+                set_lane(&mut r, sz, i, lane(&src, sz, ((imm >> (2 * i)) as usize & 3) % lanes));
             }
         }
         op::PSHUFLW | op::PSHUFHW => {
@@ -405,7 +412,8 @@ pub(crate) fn vec_op(word: u64, d: &mut [u8; 16], s: &[u8; 16], xmm0: &[u8; 16],
                 2 | 4 | 8 => imm as usize,
                 _ => 2,
             };
-            for i in 0..16 / to {
+            // Never more source lanes than the register holds, whatever the word says.
+            for i in 0..(16 / to).min(16 / sz) {
                 let x = lane(&src, sz, i);
                 let y = if kind == op::PMOVSX {
                     sext(x, sz) as u64 & mask(to)
@@ -528,4 +536,29 @@ pub(crate) unsafe extern "C" fn helper_vec_op(
         unsafe { core::ptr::write_unaligned(env.add(dst_off as usize).cast::<[u8; 16]>(), d) };
     }
     ret
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32c_check_value() {
+        // The CRC-32C check value: "123456789" with the usual initial and final inversion.
+        let crc = b"123456789".iter().fold(!0u32, |c, &b| crc32c(c, u64::from(b), 1));
+        assert_eq!(!crc, 0xe306_9283);
+    }
+
+    #[test]
+    fn odd_words_never_panic() {
+        let mut d = [0x80u8; 16];
+        let s = [0xffu8; 16];
+        for kind in 0..70u64 {
+            for sz in [0u64, 1, 2, 3, 4, 8, 16] {
+                for mmx in [0, MMX] {
+                    vec_op(kind << 8 | sz | mmx, &mut d, &s, &s, 0xff, u64::MAX);
+                }
+            }
+        }
+    }
 }
