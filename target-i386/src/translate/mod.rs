@@ -52,7 +52,7 @@
 //!   iret/iretd/iretq, lar/lsl/verr/verw; cli, sti (interrupt shadow), hlt;
 //! - SSE/SSE2 moves (`sse_moves.rs`): movd, movq, movdqa/movdqu, movaps/movups, movapd/movupd;
 //! - SSE2/SSSE3/SSE4.1/SSE4.2 integer, logic, shuffle and move instructions and their MMX forms (`sse_int.rs`,
-//!   bodies in `crate::vec_helper`): padd/psub (all, saturating too), pmul*, pmadd*, psadbw, pavg, pmin/pmax,
+//!   `sse_int_moves.rs`, bodies in `crate::vec_helper`): padd/psub (all, saturating too), pmul*, pmadd*, psadbw, pavg, pmin/pmax,
 //!   pcmpeq/pcmpgt, the logic ops (p and ps/pd), shifts, packs, unpacks, shuffles (pshuf*, shufps/pd, pshufb,
 //!   palignr), pmovmskb/movmsk*, pinsr/pextr/insertps/extractps, blends, pmovsx/zx, ptest, phadd/phsub, psign,
 //!   pabs, pmulhrsw, phminposuw, mpsadbw, pcmpgtq, crc32, pcmpestri/m and pcmpistri/m, maskmov*, movnt*,
@@ -75,6 +75,7 @@ mod muldiv;
 mod operand;
 mod seg;
 mod sse_int;
+mod sse_int_moves;
 mod sse_moves;
 mod stack;
 mod string;

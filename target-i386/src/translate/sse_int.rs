@@ -10,7 +10,7 @@
 //! Enabling: SSE forms raise #UD when CR0.EM is set or CR4.OSFXSR clear, then #NM when CR0.TS is set; MMX forms
 //! #UD on CR0.EM and #NM on CR0.TS (checked at translation time on the [`super::TbFlags`]). An MMX instruction
 //! makes every x87 tag valid and TOP 0, and writing an MMX register sets its slot's exponent/sign bytes to
-//! 0xFFFF; emms empties the tags.
+//! 0xFFFF; emms empties the tags. The plain moves with MMX or XMM operands are in `sse_int_moves.rs`.
 
 use core::mem::offset_of;
 
@@ -28,26 +28,33 @@ const FPU: usize = offset_of!(X86CpuState, fpu);
 const FSW: i32 = (FPU + offset_of!(FpuState, fsw)) as i32;
 const FTW: i32 = (FPU + offset_of!(FpuState, ftw)) as i32;
 const REGS: i32 = (FPU + offset_of!(FpuState, regs)) as i32;
-const T0: i32 = offset_of!(X86CpuState, xmm_t0) as i32;
+/// The scratch slot a memory source is loaded into.
+pub(super) const T0: i32 = offset_of!(X86CpuState, xmm_t0) as i32;
 
 /// A vector operand.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum V {
+pub(super) enum V {
+    /// XMM register n.
     Xmm(usize),
+    /// MMX register n.
     Mmx(usize),
+    /// The memory operand.
     Mem,
 }
 
-fn mmx(r: Register) -> Option<usize> {
+/// MMX register number (0..8) of `r`.
+pub(super) fn mmx(r: Register) -> Option<usize> {
     let v = (r as usize).wrapping_sub(Register::MM0 as usize);
     (v < 8).then_some(v)
 }
 
-fn mmx_offset(n: usize) -> i32 {
+/// Byte offset in the CPU state of MMX register `n` (the low 8 bytes of x87 slot `n`).
+pub(super) fn mmx_offset(n: usize) -> i32 {
     REGS + 16 * n as i32
 }
 
-fn voff(v: V) -> i32 {
+/// The state offset of a vector operand (memory: the scratch slot, once loaded).
+pub(super) fn voff(v: V) -> i32 {
     match v {
         V::Xmm(n) => xmm_offset(n, 0),
         V::Mmx(n) => mmx_offset(n),
@@ -257,7 +264,7 @@ pub(super) fn handles(m: M) -> bool {
 }
 
 impl DisasContext<'_> {
-    fn vop(&self, i: u32) -> Option<V> {
+    pub(super) fn vop(&self, i: u32) -> Option<V> {
         match self.insn.op_kind(i) {
             OpKind::Register => {
                 let r = self.insn.op_register(i);
@@ -284,7 +291,7 @@ impl DisasContext<'_> {
     }
 
     /// What any MMX instruction does to the x87 state: all tags valid, TOP = 0.
-    fn gen_mmx_enter(&mut self, f: &mut Func) {
+    pub(super) fn gen_mmx_enter(&mut self, f: &mut Func) {
         let ff = f.constant(Type::I64, 0xff);
         f.store(Opcode::St8, ff, Temp::ENV, FTW);
         let t = f.new_ebb_temp(Type::I64);
@@ -295,13 +302,13 @@ impl DisasContext<'_> {
     }
 
     /// An MMX register was written: its x87 exponent/sign bytes become 0xFFFF.
-    fn gen_mmx_written(&mut self, f: &mut Func, n: usize) {
+    pub(super) fn gen_mmx_written(&mut self, f: &mut Func, n: usize) {
         let ones = f.constant(Type::I64, 0xffff);
         f.store(Opcode::St16, ones, Temp::ENV, mmx_offset(n) + 8);
     }
 
     /// Loads the memory operand (`bytes` long: 1, 2, 4, 8 or 16) into the scratch slot, zero-filled above.
-    fn gen_load_t0(&mut self, f: &mut Func, bytes: usize, aligned: bool) {
+    pub(super) fn gen_load_t0(&mut self, f: &mut Func, bytes: usize, aligned: bool) {
         let addr = if aligned && bytes == 16 {
             self.gen_check_align16(f)
         } else {
@@ -688,248 +695,6 @@ impl DisasContext<'_> {
         let r = f.new_ebb_temp(Type::I64);
         f.call(self.target().helpers.vec_op, Some(r), &args);
         self.write_reg_n(f, dst.n, Size::L, r);
-        true
-    }
-
-    /// movnti m32/m64, r: a plain store.
-    fn gen_movnti(&mut self, f: &mut Func) -> bool {
-        if self.insn.op_kind(0) != OpKind::Memory || self.insn.op_kind(1) != OpKind::Register {
-            return false;
-        }
-        let r = self.insn.op_register(1);
-        let Some(g) = super::operand::gpr(r) else {
-            return false;
-        };
-        let v = self.read_reg(f, r);
-        let addr = self.gen_ea(f, 0);
-        f.qemu_st(v, addr, super::operand::memop(g.size), self.mem_index());
-        true
-    }
-
-    /// movntdq/movntps/movntpd m128, xmm (aligned), movntq m64, mm: plain stores; movntdqa xmm, m128 (aligned):
-    /// a plain load.
-    fn gen_movnt(&mut self, f: &mut Func) -> bool {
-        let mmu = self.mem_index();
-        match (self.vop(0), self.vop(1)) {
-            (Some(V::Mem), Some(V::Xmm(s))) => {
-                let addr = self.gen_check_align16(f);
-                for half in 0..2 {
-                    let t = self.xmm_ld(f, s, half);
-                    let a = f.new_ebb_temp(Type::I64);
-                    let k = f.constant(Type::I64, 8 * half as u64);
-                    f.add(a, addr, k);
-                    f.qemu_st(t, a, MemOp::LEUQ, mmu);
-                }
-            }
-            (Some(V::Mem), Some(V::Mmx(s))) => {
-                let addr = self.gen_ea(f, 0);
-                let t = f.new_ebb_temp(Type::I64);
-                f.load(Opcode::Ld, t, Temp::ENV, mmx_offset(s));
-                f.qemu_st(t, addr, MemOp::LEUQ, mmu);
-            }
-            (Some(V::Xmm(d)), Some(V::Mem)) => {
-                self.gen_load_t0(f, 16, true);
-                for half in 0..2 {
-                    let t = f.new_ebb_temp(Type::I64);
-                    f.load(Opcode::Ld, t, Temp::ENV, T0 + 8 * half as i32);
-                    self.xmm_st(f, d, half, t);
-                }
-            }
-            _ => return false,
-        }
-        true
-    }
-
-    /// maskmovdqu xmm, xmm / maskmovq mm, mm: stores the bytes of operand 0 whose mask byte (operand 1) has
-    /// bit 7 set to [rdi] (DS, or the override; edi/di with a smaller address size). Bytes are stored one by
-    /// one, so masked-off bytes are never accessed.
-    fn gen_maskmov(&mut self, f: &mut Func) -> bool {
-        let regs: Vec<V> = (0..self.insn.op_count())
-            .filter_map(|k| self.vop(k))
-            .filter(|v| *v != V::Mem)
-            .collect();
-        let [d, s] = regs[..] else {
-            return false;
-        };
-        let n = if matches!(d, V::Mmx(_)) { 8 } else { 16 };
-        let i = self.insn;
-        let asize = (0..i.op_count())
-            .find_map(|k| match i.op_kind(k) {
-                OpKind::MemorySegDI => Some(Size::W),
-                OpKind::MemorySegEDI => Some(Size::L),
-                OpKind::MemorySegRDI => Some(Size::Q),
-                _ => None,
-            })
-            .unwrap_or(if self.flags.bitness == 64 { Size::Q } else { Size::L });
-        let seg = match i.memory_segment() {
-            Register::ES => crate::cpu::seg::ES,
-            Register::CS => crate::cpu::seg::CS,
-            Register::SS => crate::cpu::seg::SS,
-            Register::FS => crate::cpu::seg::FS,
-            Register::GS => crate::cpu::seg::GS,
-            _ => crate::cpu::seg::DS,
-        };
-        let rdi = super::operand::gen_ext(f, asize, false, crate::desc::I386Target::reg(reg::RDI));
-        let off = f.new_ebb_temp(Type::I64);
-        f.mov(off, rdi);
-        let ea = self.add_seg_base(f, off, seg);
-        let addr = f.new_temp(Type::I64);
-        f.mov(addr, ea);
-        let mmu = self.mem_index();
-        for i in 0..n {
-            let skip = f.new_label();
-            let mb = f.new_temp(Type::I64);
-            f.load(Opcode::Ld8u, mb, Temp::ENV, voff(s) + i);
-            let bit = f.constant(Type::I64, 0x80);
-            f.brcond(rqemu_tcg::Cond::Tsteq, mb, bit, skip);
-            let b = f.new_ebb_temp(Type::I64);
-            f.load(Opcode::Ld8u, b, Temp::ENV, voff(d) + i);
-            let a = f.new_ebb_temp(Type::I64);
-            let k = f.constant(Type::I64, i as u64);
-            f.add(a, addr, k);
-            f.qemu_st(b, a, MemOp::UB, mmu);
-            f.set_label(skip);
-        }
-        true
-    }
-
-    /// movq2dq xmm, mm (zeroes the high quadword) and movdq2q mm, xmm.
-    fn gen_movq2dq(&mut self, f: &mut Func) -> bool {
-        match (self.vop(0), self.vop(1)) {
-            (Some(V::Xmm(d)), Some(V::Mmx(s))) => {
-                let t = f.new_ebb_temp(Type::I64);
-                f.load(Opcode::Ld, t, Temp::ENV, mmx_offset(s));
-                let zero = f.constant(Type::I64, 0);
-                self.xmm_st(f, d, 0, t);
-                self.xmm_st(f, d, 1, zero);
-            }
-            (Some(V::Mmx(d)), Some(V::Xmm(s))) => {
-                let t = self.xmm_ld(f, s, 0);
-                f.store(Opcode::St, t, Temp::ENV, mmx_offset(d));
-                self.gen_mmx_written(f, d);
-            }
-            _ => return false,
-        }
-        true
-    }
-
-    /// movhps/movhpd/movlps/movlpd (xmm <-> m64: one quadword, the other kept), movhlps/movlhps (xmm, xmm).
-    fn gen_movhl(&mut self, f: &mut Func) -> bool {
-        let m = self.insn.mnemonic();
-        let high = matches!(m, M::Movhps | M::Movhpd);
-        match (m, self.vop(0), self.vop(1)) {
-            (M::Movhlps, Some(V::Xmm(d)), Some(V::Xmm(s))) => {
-                let t = self.xmm_ld(f, s, 1);
-                self.xmm_st(f, d, 0, t);
-            }
-            (M::Movlhps, Some(V::Xmm(d)), Some(V::Xmm(s))) => {
-                let t = self.xmm_ld(f, s, 0);
-                self.xmm_st(f, d, 1, t);
-            }
-            (M::Movhlps | M::Movlhps, _, _) => return false,
-            (_, Some(V::Xmm(d)), Some(V::Mem)) => {
-                let addr = self.gen_ea(f, 0);
-                let t = f.new_ebb_temp(Type::I64);
-                f.qemu_ld(t, addr, MemOp::LEUQ, self.mem_index());
-                self.xmm_st(f, d, usize::from(high), t);
-            }
-            (_, Some(V::Mem), Some(V::Xmm(s))) => {
-                let addr = self.gen_ea(f, 0);
-                let t = self.xmm_ld(f, s, usize::from(high));
-                f.qemu_st(t, addr, MemOp::LEUQ, self.mem_index());
-            }
-            _ => return false,
-        }
-        true
-    }
-
-    /// movss/movsd (the SSE forms): xmm, xmm merges the low element; xmm, m32/m64 zeroes the rest; m, xmm
-    /// stores the low element.
-    fn gen_movss(&mut self, f: &mut Func) -> bool {
-        let (ld, st, mop) = if self.insn.mnemonic() == M::Movss {
-            (Opcode::Ld32u, Opcode::St32, MemOp::LEUL)
-        } else {
-            (Opcode::Ld, Opcode::St, MemOp::LEUQ)
-        };
-        match (self.vop(0), self.vop(1)) {
-            (Some(V::Xmm(d)), Some(V::Xmm(s))) => {
-                let t = f.new_ebb_temp(Type::I64);
-                f.load(ld, t, Temp::ENV, xmm_offset(s, 0));
-                f.store(st, t, Temp::ENV, xmm_offset(d, 0));
-            }
-            (Some(V::Xmm(d)), Some(V::Mem)) => {
-                let addr = self.gen_ea(f, 0);
-                let t = f.new_ebb_temp(Type::I64);
-                f.qemu_ld(t, addr, mop, self.mem_index());
-                let zero = f.constant(Type::I64, 0);
-                self.xmm_st(f, d, 0, t);
-                self.xmm_st(f, d, 1, zero);
-            }
-            (Some(V::Mem), Some(V::Xmm(s))) => {
-                let addr = self.gen_ea(f, 0);
-                let t = f.new_ebb_temp(Type::I64);
-                f.load(ld, t, Temp::ENV, xmm_offset(s, 0));
-                f.qemu_st(t, addr, mop, self.mem_index());
-            }
-            _ => return false,
-        }
-        true
-    }
-
-    /// movd/movq with an MMX operand: mm <- r/m32 (zero-extended), r/m64, mm/m64; r/m32, r/m64, mm/m64 <- mm.
-    pub(super) fn gen_mmx_movq(&mut self, f: &mut Func) -> bool {
-        let size = if self.insn.mnemonic() == M::Movd {
-            Size::L
-        } else {
-            Size::Q
-        };
-        let mmu = self.mem_index();
-        let d = self.insn.op_kind(0);
-        let s = self.insn.op_kind(1);
-        let (dm, sm) = (
-            mmx(self.insn.op_register(0)).filter(|_| d == OpKind::Register),
-            mmx(self.insn.op_register(1)).filter(|_| s == OpKind::Register),
-        );
-        if dm.is_none() && sm.is_none() {
-            return false;
-        }
-        if !self.gen_sse_enabled(f, true) {
-            return true;
-        }
-        self.gen_mmx_enter(f);
-        let v = if let Some(sn) = sm {
-            let t = f.new_ebb_temp(Type::I64);
-            f.load(Opcode::Ld, t, Temp::ENV, mmx_offset(sn));
-            t
-        } else if s == OpKind::Memory {
-            let addr = self.gen_ea(f, 0);
-            let t = f.new_ebb_temp(Type::I64);
-            f.qemu_ld(t, addr, super::operand::memop(size), mmu);
-            t
-        } else if s == OpKind::Register && super::operand::gpr(self.insn.op_register(1)).is_some() {
-            let r = self.insn.op_register(1);
-            self.read_reg(f, r)
-        } else {
-            return false;
-        };
-        if let Some(dn) = dm {
-            let t = f.new_ebb_temp(Type::I64);
-            if size == Size::L {
-                f.ext32u(t, v);
-            } else {
-                f.mov(t, v);
-            }
-            f.store(Opcode::St, t, Temp::ENV, mmx_offset(dn));
-            self.gen_mmx_written(f, dn);
-        } else if d == OpKind::Memory {
-            let addr = self.gen_ea(f, 0);
-            f.qemu_st(v, addr, super::operand::memop(size), mmu);
-        } else if d == OpKind::Register && super::operand::gpr(self.insn.op_register(0)).is_some() {
-            let r = self.insn.op_register(0);
-            self.write_reg(f, r, v);
-        } else {
-            return false;
-        }
         true
     }
 }
