@@ -421,7 +421,7 @@ impl DisasContext<'_> {
         let Some((kind, sz)) = table(m) else {
             return false;
         };
-        let Some(d) = self.vop(0) else {
+        let Some(d) = self.vop(0).filter(|d| *d != V::Mem) else {
             return false;
         };
         let is_mmx = matches!(d, V::Mmx(_));
@@ -450,9 +450,6 @@ impl DisasContext<'_> {
                 _ => return false,
             },
         };
-        if d == V::Mem {
-            return false;
-        }
         if pmovx(m).is_some() {
             imm = pmovx_to(m);
         }
