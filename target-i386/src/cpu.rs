@@ -303,6 +303,10 @@ pub struct X86CpuState {
     _pad: u32,
     /// XMM0 to XMM15.
     pub xmm: [u128; 16],
+    /// Scratch slot of the SSE/MMX integer helpers (`translate/sse_int.rs`): a memory source operand is loaded
+    /// here by generated code (precise faults) before the helper, which reads operands by state offset, runs.
+    /// Not architectural.
+    pub xmm_t0: u128,
     /// The execution loop's exit word ([`rqemu_accel::CpuOps::exit_word_offset`]): low half counts TB starts
     /// down, high half nonzero requests an exit.
     pub exit_word: u32,
@@ -421,6 +425,7 @@ impl X86CpuState {
             mxcsr: 0x1f80,
             _pad: 0,
             xmm: [0; 16],
+            xmm_t0: 0,
             exit_word: 0,
             halted: 0,
             interrupt_shadow: 0,
@@ -441,7 +446,8 @@ impl X86CpuState {
         s.idt = SegmentCache::default();
         s.rip = rip;
         s.cr[0] = 0x8000_0011;
-        s.cr[4] = 0x20;
+        // PAE, and OSFXSR|OSXMMEXCPT: the OS has enabled SSE (as any 64-bit OS does).
+        s.cr[4] = 0x620;
         s.efer = 0x500;
         s.segs[seg::CS] = SegmentCache::flat(0x08, DESC_P | DESC_L);
         for i in [seg::ES, seg::SS, seg::DS, seg::FS, seg::GS] {

@@ -22,6 +22,9 @@
 //! | 0x8000_0001 | edx | 20 | NX | EFER.NXE and the XD bit |
 //! | 0x8000_0001 | edx | 26 | Page1GB | 1 GiB pages in 4-level paging |
 //! | 1 | ecx | 13 | CX16 | cmpxchg16b is translated |
+//! | 1 | edx | 23 | MMX | every MMX instruction is translated (`translate/sse_int.rs`, `sse_moves.rs`) |
+//! | 1 | ecx | 9 | SSSE3 | pshufb, phadd/phsub(s), pmaddubsw, pmulhrsw, psign, pabs, palignr (XMM and MMX) |
+//! | 1 | ecx | 20 | SSE4.2 | pcmpgtq, crc32, pcmpestri/pcmpestrm/pcmpistri/pcmpistrm |
 //! | 1 | ecx | 22 | MOVBE | movbe (load and store, 16/32/64) is translated |
 //! | 1 | ecx | 23 | POPCNT | popcnt is translated |
 //! | 7.0 | ebx | 3 | BMI1 | andn, bextr, blsi, blsmsk, blsr, tzcnt are translated |
@@ -32,7 +35,10 @@
 //! | 0x8000_0001 | edx | 27 | RDTSCP | rdtscp is translated (TSC_AUX from the MSR file) |
 //! | 0x8000_0001 | edx | 29 | LM | 64-bit code is decoded and translated |
 //!
-//! Everything else reads as 0: no FPU, FXSR, SSE/SSE2, SSE3+ or AVX, no APIC (none is emulated), no MTRR (no
+//! SSE4.1 (leaf 1 ecx bit 19) stays clear although its integer instructions are translated: roundps/pd/ss/sd
+//! and dpps/dppd (floating point) are not yet.
+//!
+//! Everything else reads as 0: no FPU, FXSR, SSE/SSE2, SSE3, SSE4.1 or AVX, no APIC (none is emulated), no MTRR (no
 //! MTRR MSRs), no VME/DE/MCE/PCID, no hypervisor bit. Leaves 2..6
 //! read as 0. Leaves above the maxima (0x7 basic, 0x8000_0008 extended) return the highest basic leaf (subleaf
 //! as given), as Intel CPUs do.
@@ -94,7 +100,8 @@ pub const CPUID_1_EDX: u32 = CPUID_1_EDX_TSC
     | CPUID_1_EDX_SEP
     | CPUID_1_EDX_PGE
     | CPUID_1_EDX_PAT
-    | CPUID_1_EDX_PSE36;
+    | CPUID_1_EDX_PSE36
+    | CPUID_1_EDX_MMX;
 /// Leaf 7.0 ebx as advertised.
 pub const CPUID_7_0_EBX: u32 = CPUID_7_0_EBX_BMI1 | CPUID_7_0_EBX_BMI2 | CPUID_7_0_EBX_SMEP | CPUID_7_0_EBX_SMAP;
 /// Leaf 0x8000_0001 edx as advertised.
@@ -106,6 +113,12 @@ pub const CPUID_80000001_EDX: u32 = CPUID_80000001_EDX_RDTSCP
 
 /// Leaf 1 ecx: movbe.
 pub const CPUID_1_ECX_MOVBE: u32 = 1 << 22;
+/// Leaf 1 edx: MMX.
+pub const CPUID_1_EDX_MMX: u32 = 1 << 23;
+/// Leaf 1 ecx: SSSE3.
+pub const CPUID_1_ECX_SSSE3: u32 = 1 << 9;
+/// Leaf 1 ecx: SSE4.2.
+pub const CPUID_1_ECX_SSE42: u32 = 1 << 20;
 /// Leaf 7 subleaf 0 ebx: BMI1.
 pub const CPUID_7_0_EBX_BMI1: u32 = 1 << 3;
 /// Leaf 7 subleaf 0 ebx: BMI2.
@@ -148,7 +161,7 @@ pub const LEAVES: &[(u32, Option<u32>, CpuidResult)] = &[
         CpuidResult {
             eax: 0x0000_0600,
             ebx: 0x0001_0000,
-            ecx: CPUID_1_ECX_CX16 | CPUID_1_ECX_MOVBE | CPUID_1_ECX_POPCNT,
+            ecx: CPUID_1_ECX_CX16 | CPUID_1_ECX_MOVBE | CPUID_1_ECX_POPCNT | CPUID_1_ECX_SSSE3 | CPUID_1_ECX_SSE42,
             edx: CPUID_1_EDX,
         },
     ),
@@ -231,13 +244,13 @@ mod tests {
         assert_eq!(&v, VENDOR);
         assert_eq!(
             cpuid(1, 0).edx,
-            0x0003_a978,
-            "TSC PSE MSR PAE CX8 SEP PGE CMOV PAT PSE36: no FPU, SSE..."
+            0x0083_a978,
+            "TSC PSE MSR PAE CX8 SEP PGE CMOV PAT PSE36 MMX: no FPU, SSE..."
         );
         assert_eq!(
             cpuid(1, 0).ecx,
-            CPUID_1_ECX_CX16 | CPUID_1_ECX_MOVBE | CPUID_1_ECX_POPCNT,
-            "no SSE3+"
+            CPUID_1_ECX_CX16 | CPUID_1_ECX_MOVBE | CPUID_1_ECX_POPCNT | CPUID_1_ECX_SSSE3 | CPUID_1_ECX_SSE42,
+            "SSSE3 and SSE4.2, no SSE3 or SSE4.1"
         );
         assert_eq!(cpuid(0x8000_0001, 0).edx, 0x2c10_0800, "SYSCALL NX Page1GB RDTSCP LM");
         let l7 = cpuid(7, 0);

@@ -70,6 +70,11 @@ pub struct Helpers {
     /// `io_in(port, size) -> value` and `io_out(port, size, value)`: port I/O through the CPU's port space
     /// (`translate/io.rs`); no globals, no faults.
     pub io: crate::translate::IoHelpers,
+    /// `vec_op(word, dst_off, src_off, imm, extra) -> i64`: the SSE/MMX integer operations on CPU-state offsets
+    /// ([`crate::vec_helper`]); no globals, no faults.
+    pub vec_op: HelperId,
+    /// The same function registered READS_GLOBALS, for pcmpestri/pcmpestrm (they read rax and rdx).
+    pub vec_op_regs: HelperId,
 }
 
 /// The x86 target: its [`TargetDesc`] and the ids of its helpers. Build it once and share it.
@@ -189,6 +194,21 @@ impl I386Target {
             args: &[Type::I32, Type::I64, Type::I64],
             ret: Some(Type::I64),
         });
+        const VEC_ARGS: &[Type] = &[Type::I64, Type::I64, Type::I64, Type::I64, Type::I64];
+        let vec_op = t.helpers.register(HelperInfo {
+            name: "vec_op",
+            func: crate::vec_helper::helper_vec_op,
+            flags: HelperFlags::empty(),
+            args: VEC_ARGS,
+            ret: Some(Type::I64),
+        });
+        let vec_op_regs = t.helpers.register(HelperInfo {
+            name: "vec_op_regs",
+            func: crate::vec_helper::helper_vec_op,
+            flags: HelperFlags::READS_GLOBALS,
+            args: VEC_ARGS,
+            ret: Some(Type::I64),
+        });
         let seg = crate::translate::register_seg_helpers(&mut t);
         let sysreg = crate::translate::register_sysreg_helper(&mut t);
         let io = crate::translate::register_io_helpers(&mut t);
@@ -218,6 +238,8 @@ impl I386Target {
                 seg,
                 sysreg,
                 io,
+                vec_op,
+                vec_op_regs,
             },
         }
     }

@@ -268,7 +268,7 @@ mod tests {
             lines[6].starts_with("CS =0008 0000000000000000 ffffffff 00208000 DPL=0 "),
             "{text}"
         );
-        assert!(text.contains("CR0=80000011 CR2=0000000000000000 CR3=0000000000000000 CR4=00000020\n"));
+        assert!(text.contains("CR0=80000011 CR2=0000000000000000 CR3=0000000000000000 CR4=00000620\n"));
         assert!(text.contains("CCO=EFLAGS"), "{text}");
         assert!(text.ends_with("EFER=0000000000000500\n"), "{text}");
     }

@@ -11,6 +11,7 @@
 //! - [`seg_helper`], [`excp_helper`], [`sysmem`]: segmentation, far transfers, iret, and interrupt/exception
 //!   delivery through the IVT/IDT, called by the translator's helpers and the loop;
 //! - [`paging`]: the page-table walker;
+//! - [`vec_helper`], [`pcmpstr`]: the bodies of the SSE/MMX integer instructions (`translate/sse_int.rs`);
 //! - [`dump`]: the register dump, `IN:` listing and exception line of `-d cpu,in_asm,int`.
 //!
 //! What is not here yet: task switches, VME, x87/SSE arithmetic.
@@ -24,9 +25,11 @@ pub mod dump;
 pub mod excp_helper;
 pub mod machine;
 pub mod paging;
+pub mod pcmpstr;
 pub mod seg_helper;
 pub mod sysmem;
 pub mod translate;
+pub mod vec_helper;
 
 pub use cc::{compute_cf, compute_eflags, CcKind, CcOp, Size};
 pub use cpu::X86CpuState;

@@ -182,6 +182,18 @@ const DR6_BS: u64 = 1 << 14;
 /// TB flags word bit: EFLAGS.TF (single-step).
 pub const TB_TF: u32 = 1 << 11;
 
+const CR0_EM: u64 = 1 << 2;
+const CR0_TS: u64 = 1 << 3;
+const CR4_OSFXSR: u64 = 1 << 9;
+
+/// TB flags word bit: CR0.EM.
+pub const TB_EM: u32 = 1 << 18;
+/// TB flags word bit: CR0.TS.
+pub const TB_TS: u32 = 1 << 19;
+/// TB flags word bit: CR4.OSFXSR is *clear* (inverted so that the usual SSE-enabled state keeps the word of
+/// before the bit existed).
+pub const TB_NO_OSFXSR: u32 = 1 << 20;
+
 /// The TB flags word of [`TbKey::flags`]:
 ///
 /// | bits | field |
@@ -197,8 +209,11 @@ pub const TB_TF: u32 = 1 << 11;
 /// | 10 | `inhibit_irq` (interrupt shadow) |
 /// | 11 | `tf` (EFLAGS.TF) |
 /// | 12..18 | `seg_checks` (one bit per segment register) |
+/// | 18 | `em` (CR0.EM) |
+/// | 19 | `ts` (CR0.TS) |
+/// | 20 | not `osfxsr` (CR4.OSFXSR clear) |
 ///
-/// Bits 18..32 are free (0).
+/// Bits 21..32 are free (0).
 pub fn tb_flags_word(flags: &TbFlags) -> u32 {
     let size = match flags.bitness {
         64 => 2,
@@ -216,6 +231,9 @@ pub fn tb_flags_word(flags: &TbFlags) -> u32 {
         | bit(flags.inhibit_irq, TB_INHIBIT_IRQ)
         | bit(flags.tf, TB_TF)
         | u32::from(flags.seg_checks & 0x3f) << TB_SEG_CHECKS_SHIFT
+        | bit(flags.em, TB_EM)
+        | bit(flags.ts, TB_TS)
+        | bit(!flags.osfxsr, TB_NO_OSFXSR)
 }
 
 /// [`TbFlags`] back from a [`TbKey`].
@@ -238,6 +256,9 @@ pub fn tb_flags_of_key(key: &TbKey) -> TbFlags {
         inhibit_irq: w & TB_INHIBIT_IRQ != 0,
         tf: w & TB_TF != 0,
         seg_checks: (w >> TB_SEG_CHECKS_SHIFT & 0x3f) as u8,
+        em: w & TB_EM != 0,
+        ts: w & TB_TS != 0,
+        osfxsr: w & TB_NO_OSFXSR == 0,
     }
 }
 
@@ -270,6 +291,9 @@ pub fn tb_flags_of_state(s: &X86CpuState) -> TbFlags {
         } else {
             (0..6).fold(0, |m, i| m | u8::from(crate::seg_helper::needs_data_check(s, i)) << i)
         },
+        em: s.cr[0] & CR0_EM != 0,
+        ts: s.cr[0] & CR0_TS != 0,
+        osfxsr: s.cr[4] & CR4_OSFXSR != 0,
     }
 }
 

@@ -334,8 +334,8 @@ fn unimplemented_instructions_raise_ud() {
         &[0x0f, 0x0b],       // ud2
         &[0x0f, 0xff, 0xc0], // ud0 eax, eax
         &[0x0f, 0x58, 0xc1], // addps xmm0, xmm1 (SSE arithmetic: not yet)
-        &[0x0f, 0x6f, 0xc1], // movq mm0, mm1 (MMX)
-        &[0x0f, 0xef, 0xc1], // pxor mm0, mm1 (MMX)
+        &[0x0f, 0x2a, 0xc1], // cvtpi2ps xmm0, mm1 (MMX/SSE conversion: not yet)
+        &[0x0f, 0x51, 0xc1], // sqrtps xmm0, xmm1 (SSE arithmetic: not yet)
         &[0xd9, 0xe8],       // fld1 (x87 arithmetic)
         &[0x8e, 0xc8],       // mov cs, eax (never valid)
         &[0xf0, 0x01, 0xc0], // lock add eax, eax (invalid encoding)

@@ -50,7 +50,14 @@
 //! - segmentation (`seg.rs`, through `seg_helper`): mov to/from segment registers, push/pop of segment
 //!   registers, lds/les/lfs/lgs/lss, far jmp/call (ptr16:16/32, m16:16/32/64), retf (imm16),
 //!   iret/iretd/iretq, lar/lsl/verr/verw; cli, sti (interrupt shadow), hlt;
-//! - SSE/SSE2 moves (`sse_moves.rs`): movd, movq, movdqa/movdqu, movaps/movups, movapd/movupd, pxor/xorps/xorpd;
+//! - SSE/SSE2 moves (`sse_moves.rs`): movd, movq, movdqa/movdqu, movaps/movups, movapd/movupd;
+//! - SSE2/SSSE3/SSE4.1/SSE4.2 integer, logic, shuffle and move instructions and their MMX forms (`sse_int.rs`,
+//!   `sse_int_moves.rs`, bodies in `crate::vec_helper`): padd/psub (all, saturating too), pmul*, pmadd*, psadbw, pavg, pmin/pmax,
+//!   pcmpeq/pcmpgt, the logic ops (p and ps/pd), shifts, packs, unpacks, shuffles (pshuf*, shufps/pd, pshufb,
+//!   palignr), pmovmskb/movmsk*, pinsr/pextr/insertps/extractps, blends, pmovsx/zx, ptest, phadd/phsub, psign,
+//!   pabs, pmulhrsw, phminposuw, mpsadbw, pcmpgtq, crc32, pcmpestri/m and pcmpistri/m, maskmov*, movnt*,
+//!   movntdqa, fences and prefetches (no-ops), movq2dq/movdq2q, movhps/movlps/movhpd/movlpd/movhlps/movlhps,
+//!   movss/movsd, movd/movq with MMX registers, emms; with the CR0.EM/CR0.TS/CR4.OSFXSR checks on the TB flags;
 //! - x87/SSE control state (`x87_state.rs`): fninit, fnstcw/fldcw, fnstsw, wait, ldmxcsr/stmxcsr, fxsave/fxrstor.
 //!
 //! Everything else (and any operand that is not a general-purpose register, memory or immediate, outside the
@@ -67,6 +74,8 @@ mod mov;
 mod muldiv;
 mod operand;
 mod seg;
+mod sse_int;
+mod sse_int_moves;
 mod sse_moves;
 mod stack;
 mod string;
@@ -133,6 +142,12 @@ pub struct TbFlags {
     /// are checked against its limit and presence (`seg_helper::needs_data_check`). 0 for flat segments, so
     /// flat code pays nothing; a segment load ends the TB, so the bits are exact.
     pub seg_checks: u8,
+    /// CR0.EM: x87 emulation; MMX and SSE instructions raise #UD.
+    pub em: bool,
+    /// CR0.TS: task switched; MMX and SSE instructions raise #NM.
+    pub ts: bool,
+    /// CR4.OSFXSR: the OS supports SSE; when clear, SSE instructions raise #UD.
+    pub osfxsr: bool,
 }
 
 impl TbFlags {
@@ -150,6 +165,9 @@ impl TbFlags {
         inhibit_irq: false,
         tf: false,
         seg_checks: 0,
+        em: false,
+        ts: false,
+        osfxsr: true,
     };
 
     /// Flat 32-bit protected mode (not long mode) at CPL 0: CS base 0, 32-bit stack, no segment bases.
@@ -367,6 +385,10 @@ impl<'t> DisasContext<'t> {
         if let Some(done) = self.dispatch_io(f) {
             return done;
         }
+        if matches!(self.insn.mnemonic(), Mnemonic::Maskmovdqu | Mnemonic::Maskmovq) {
+            // Before the string dispatch: iced-x86 gives maskmov an implicit [rdi] string-style operand.
+            return self.gen_sse_int(f);
+        }
         let i = &self.insn;
         if (0..i.op_count()).any(|n| string::is_string_operand(i.op_kind(n))) {
             return self.gen_string(f);
@@ -379,15 +401,26 @@ impl<'t> DisasContext<'t> {
         }
         use Mnemonic as M;
         match self.insn.mnemonic() {
+            M::Movd | M::Movq if self.has_mmx_operand() => return self.gen_mmx_movq(f),
             M::Movd | M::Movq | M::Movdqa | M::Movdqu | M::Movaps | M::Movups | M::Movapd | M::Movupd => {
-                return self.gen_sse_move(f)
+                if self.gen_sse_enabled(f, false) {
+                    return self.gen_sse_move(f);
+                }
+                return true;
             }
-            M::Pxor | M::Xorps | M::Xorpd => return self.gen_sse_move(f),
+            m if sse_int::handles(m) => return self.gen_sse_int(f),
             M::Fninit | M::Finit | M::Fnstcw | M::Fstcw | M::Fldcw | M::Fnstsw | M::Fstsw | M::Wait => {
                 return self.gen_x87_state(f)
             }
-            M::Ldmxcsr | M::Stmxcsr => return self.gen_x87_state(f),
-            M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => return self.gen_x87_state(f),
+            M::Ldmxcsr | M::Stmxcsr => return !self.gen_sse_enabled(f, false) || self.gen_x87_state(f),
+            M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => {
+                // #NM for CR0.EM or CR0.TS (CR4.OSFXSR only selects whether XMM state is included).
+                if self.flags.em || self.flags.ts {
+                    self.gen_exception(f, excp::NM, 0);
+                    return true;
+                }
+                return self.gen_x87_state(f);
+            }
             _ => {}
         }
         if !self.operands_supported() {
@@ -529,6 +562,15 @@ impl<'t> DisasContext<'t> {
             | OpKind::Immediate8to64
             | OpKind::Immediate32to64 => true,
             _ => false,
+        })
+    }
+
+    /// Whether an operand is an MMX register.
+    fn has_mmx_operand(&self) -> bool {
+        let i = &self.insn;
+        (0..i.op_count()).any(|n| {
+            i.op_kind(n) == OpKind::Register
+                && (i.op_register(n) as usize).wrapping_sub(iced_x86::Register::MM0 as usize) < 8
         })
     }
 

@@ -1,9 +1,7 @@
 //! SSE/SSE2 data moves on the XMM registers held in [`crate::cpu::X86CpuState::xmm`]: movd/movq (XMM <-> r/m32,
-//! r/m64, XMM <-> XMM/m64), movdqa/movaps/movapd (16-byte aligned: #GP(0) otherwise), movdqu/movups/movupd,
-//! pxor/xorps/xorpd (memory operands must be 16-byte aligned), and the MMX-less forms only: an MMX register
-//! operand raises #UD. 128-bit accesses are two 64-bit guest accesses, low half first.
-//!
-//! CR0.EM/CR0.TS/CR4.OSFXSR are not checked: in the flat 64-bit mode rqemu runs, SSE is taken as enabled.
+//! r/m64, XMM <-> XMM/m64), movdqa/movaps/movapd (16-byte aligned: #GP(0) otherwise), movdqu/movups/movupd.
+//! 128-bit accesses are two 64-bit guest accesses, low half first. The MMX forms of movd/movq, the logic ops
+//! and the enabling checks are in `sse_int.rs` (the dispatcher checks CR0/CR4 before calling in here).
 
 use core::mem::offset_of;
 
@@ -87,14 +85,13 @@ impl DisasContext<'_> {
         f.store(Opcode::St, v, Temp::ENV, xmm_offset(n, half));
     }
 
-    /// The SSE moves and logic ops this file implements; false: #UD.
+    /// The SSE moves this file implements; false: #UD.
     pub(super) fn gen_sse_move(&mut self, f: &mut Func) -> bool {
         use Mnemonic as M;
         match self.insn.mnemonic() {
             M::Movd | M::Movq => self.gen_movd_movq(f),
             M::Movdqa | M::Movaps | M::Movapd => self.gen_mov128(f, true),
             M::Movdqu | M::Movups | M::Movupd => self.gen_mov128(f, false),
-            M::Pxor | M::Xorps | M::Xorpd => self.gen_xor128(f),
             _ => false,
         }
     }
@@ -133,27 +130,6 @@ impl DisasContext<'_> {
             }
             (Vloc::Mem, Vloc::Mem) => return false,
         }
-        true
-    }
-
-    /// pxor/xorps/xorpd xmm, xmm/m128 (m128 must be 16-byte aligned).
-    fn gen_xor128(&mut self, f: &mut Func) -> bool {
-        let (Some(Vloc::Xmm(d)), Some(s)) = (self.vloc(0), self.vloc(1)) else {
-            return false;
-        };
-        let (slo, shi) = match s {
-            Vloc::Xmm(s) => (self.xmm_ld(f, s, 0), self.xmm_ld(f, s, 1)),
-            Vloc::Mem => {
-                let addr = self.gen_check_align16(f);
-                self.ld128(f, addr)
-            }
-        };
-        let dlo = self.xmm_ld(f, d, 0);
-        let dhi = self.xmm_ld(f, d, 1);
-        f.xor(dlo, dlo, slo);
-        f.xor(dhi, dhi, shi);
-        self.xmm_st(f, d, 0, dlo);
-        self.xmm_st(f, d, 1, dhi);
         true
     }
 

@@ -182,7 +182,7 @@ impl Sys {
             Mode::Long => {
                 s.cr[0] = 0x8000_0011;
                 s.cr[3] = PML4;
-                s.cr[4] = 0x20;
+                s.cr[4] = 0x620; // PAE, OSFXSR, OSXMMEXCPT
                 s.efer = 0x500;
                 s.segs[seg::CS] = cache(CODE64);
                 for r in [seg::ES, seg::SS, seg::DS, seg::FS, seg::GS] {
