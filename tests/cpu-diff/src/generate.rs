@@ -164,10 +164,6 @@ pub enum Family {
 /// cpu-diff-record`, see tests/cpu-diff/README.md).
 pub const PENDING_FAMILIES: &[Family] = &[
     Family::Mmx,
-    Family::Sse2Int,
-    Family::Ssse3,
-    Family::Sse41Int,
-    Family::Sse42,
     Family::Sse1Fp,
     Family::Sse2Fp,
     Family::Sse3,

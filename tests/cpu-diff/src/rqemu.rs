@@ -294,12 +294,15 @@ impl CpuUnderTest for Rqemu {
         cpu.set_rflags(init.rflags);
         cpu.xmm = init.xmm;
         cpu.mxcsr = init.mxcsr;
-        // FpuState keeps the FXSAVE layout, as CpuState does: ST0-7 in stack order, abridged tag word.
+        // CpuState has FXSAVE's layout (ST0-7 in stack order); FpuState keeps the registers in physical order
+        // (ST(i) is physical register TOP + i, MMi is physical register i). Both tag words are abridged and
+        // physical.
         cpu.fpu.fcw = init.fcw;
         cpu.fpu.fsw = init.fsw;
         cpu.fpu.ftw = init.ftw;
-        for (slot, v) in cpu.fpu.regs.iter_mut().zip(init.st) {
-            *slot = (v & crate::state::ST_MASK).to_le_bytes();
+        let top = usize::from(init.fsw >> 11 & 7);
+        for (i, v) in init.st.into_iter().enumerate() {
+            cpu.fpu.regs[(top + i) & 7] = (v & crate::state::ST_MASK).to_le_bytes();
         }
         let mut mem = CaseMemory::new(case);
         let end = case.ip_base() + case.end_offset();
@@ -312,7 +315,10 @@ impl CpuUnderTest for Rqemu {
             fcw: cpu.fpu.fcw,
             fsw: cpu.fpu.fsw,
             ftw: cpu.fpu.ftw,
-            st: cpu.fpu.regs.map(|r| u128::from_le_bytes(r) & crate::state::ST_MASK),
+            st: core::array::from_fn(|i| {
+                let top = usize::from(cpu.fpu.fsw >> 11 & 7);
+                u128::from_le_bytes(cpu.fpu.regs[(top + i) & 7]) & crate::state::ST_MASK
+            }),
             mem: [0; SCRATCH_LEN],
         }
         .normalized(case.bitness);
