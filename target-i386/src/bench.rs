@@ -1,8 +1,8 @@
-//! The x86-64 guest CPU benchmark of issue 4 (`cargo xtask bench cpu`): fixed 64-bit flat-mode kernels
-//! (an ALU loop, a memcpy-style loop twice, once with source and destination pages aliasing in the
-//! direct-mapped TLB, an FNV-1a hash loop) run on the execution loop (`rqemu_accel::CpuExec`)
-//! and softmmu, timed in guest MIPS, plus the translation cost (frontend + optimizer, ns per guest
-//! instruction).
+//! The x86-64 guest CPU benchmark (`cargo xtask bench cpu`): fixed 64-bit flat-mode kernels (an ALU loop, a
+//! memcpy-style loop twice, once with source and destination pages aliasing in the direct-mapped TLB, an
+//! FNV-1a hash loop; and the floating-point ones: an SSE2 double dot product, a movdqu memcpy and an x87
+//! polynomial) run on the execution loop (`rqemu_accel::CpuExec`) and softmmu, timed in guest MIPS, plus
+//! the translation cost (frontend + optimizer, ns per guest instruction).
 //!
 //! Shared by the native runner (`examples/cpu_bench.rs`) and the wasm32 test module (`bench_cpu` in
 //! `tests/wasm`): no clock of its own (the caller passes one, seconds as `f64`) and no backend of its own (the
@@ -56,6 +56,77 @@ const FNV1A: &[u8] = &[
     0xc1, 0x48, 0xff, 0xc6, 0x48, 0xff, 0xc9, 0x75, 0xee, 0x49, 0xff, 0xc8, 0x75, 0xdf, 0x0f, 0x0b,
 ];
 
+/// `outer: mov esi,FP_A; mov edi,FP_B; mov ecx,FP_LEN/2; inner: movapd xmm1,[rsi]; mulpd xmm1,[rdi];
+/// addpd xmm0,xmm1; add rsi,16; add rdi,16; dec rcx; jne inner; dec r8; jne outer; movapd xmm1,xmm0;
+/// unpckhpd xmm1,xmm1; addsd xmm0,xmm1; movq rax,xmm0; ud2` (r8 = passes).
+const DOT_SSE2: &[u8] = &[
+    0xbe, 0x00, 0x00, 0x30, 0x00, 0xbf, 0x00, 0x40, 0x30, 0x00, 0xb9, 0x00, 0x04, 0x00, 0x00, 0x66, 0x0f, 0x28, 0x0e,
+    0x66, 0x0f, 0x59, 0x0f, 0x66, 0x0f, 0x58, 0xc1, 0x48, 0x83, 0xc6, 0x10, 0x48, 0x83, 0xc7, 0x10, 0x48, 0xff, 0xc9,
+    0x75, 0xe7, 0x49, 0xff, 0xc8, 0x75, 0xd3, 0x66, 0x0f, 0x28, 0xc8, 0x66, 0x0f, 0x15, 0xc9, 0xf2, 0x0f, 0x58, 0xc1,
+    0x66, 0x48, 0x0f, 0x7e, 0xc0, 0x0f, 0x0b,
+];
+/// `outer: mov esi,SRC; mov edi,DST_APART; mov ecx,BUF_QWORDS/2; inner: movdqu xmm0,[rsi]; movdqu [rdi],xmm0;
+/// add rsi,16; add rdi,16; dec rcx; jne inner; dec r8; jne outer; mov rax,[rdi-8]; ud2` (r8 = copies).
+const MEMCPY_MOVDQU: &[u8] = &[
+    0xbe, 0x00, 0x00, 0x10, 0x00, 0xbf, 0x00, 0x80, 0x20, 0x00, 0xb9, 0x00, 0x08, 0x00, 0x00, 0xf3, 0x0f, 0x6f, 0x06,
+    0xf3, 0x0f, 0x7f, 0x07, 0x48, 0x83, 0xc6, 0x10, 0x48, 0x83, 0xc7, 0x10, 0x48, 0xff, 0xc9, 0x75, 0xeb, 0x49, 0xff,
+    0xc8, 0x75, 0xd7, 0x48, 0x8b, 0x47, 0xf8, 0x0f, 0x0b,
+];
+/// `outer: mov esi,XS; mov ecx,NX; inner: fld qword [rsi]; fld qword [COEF]; 7 x (fmul st0,st1;
+/// fadd qword [COEF+8k]); fadd qword [SUM]; fstp qword [SUM]; fstp st0; add rsi,8; dec rcx; jne inner; dec r8;
+/// jne outer; mov rax,[SUM]; ud2` (r8 = passes): Horner's rule for a degree-7 polynomial at each x, summed.
+const POLY_X87: &[u8] = &[
+    0xbe, 0x00, 0x80, 0x30, 0x00, 0xb9, 0x00, 0x04, 0x00, 0x00, 0xdd, 0x06, 0xdd, 0x04, 0x25, 0x00, 0xa0, 0x30, 0x00,
+    0xd8, 0xc9, 0xdc, 0x04, 0x25, 0x08, 0xa0, 0x30, 0x00, 0xd8, 0xc9, 0xdc, 0x04, 0x25, 0x10, 0xa0, 0x30, 0x00, 0xd8,
+    0xc9, 0xdc, 0x04, 0x25, 0x18, 0xa0, 0x30, 0x00, 0xd8, 0xc9, 0xdc, 0x04, 0x25, 0x20, 0xa0, 0x30, 0x00, 0xd8, 0xc9,
+    0xdc, 0x04, 0x25, 0x28, 0xa0, 0x30, 0x00, 0xd8, 0xc9, 0xdc, 0x04, 0x25, 0x30, 0xa0, 0x30, 0x00, 0xd8, 0xc9, 0xdc,
+    0x04, 0x25, 0x38, 0xa0, 0x30, 0x00, 0xdc, 0x04, 0x25, 0x00, 0xa1, 0x30, 0x00, 0xdd, 0x1c, 0x25, 0x00, 0xa1, 0x30,
+    0x00, 0xdd, 0xd8, 0x48, 0x83, 0xc6, 0x08, 0x48, 0xff, 0xc9, 0x75, 0x9f, 0x49, 0xff, 0xc8, 0x75, 0x90, 0x48, 0xa1,
+    0x00, 0xa1, 0x30, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0f, 0x0b,
+];
+
+/// The dot product's first vector (`FP_LEN` doubles, 16-byte aligned).
+pub const FP_A: u64 = 0x30_0000;
+/// Its second vector.
+pub const FP_B: u64 = 0x30_4000;
+/// Doubles per dot-product vector.
+pub const FP_LEN: u64 = 2048;
+/// The polynomial's arguments (`NX` doubles).
+pub const XS: u64 = 0x30_8000;
+/// Arguments per polynomial pass.
+pub const NX: u64 = 1024;
+/// The polynomial's coefficients, leading first (8 doubles).
+pub const COEF: u64 = 0x30_a000;
+/// The polynomial kernel's running sum (a double, starts at 0).
+pub const SUM: u64 = 0x30_a100;
+/// The coefficients at [`COEF`].
+const COEFS: [f64; 8] = [3.0, -2.0, 5.0, 1.0, -4.0, 2.0, 7.0, -1.0];
+
+/// The dot product's vectors: small dyadic values (exact products), as two arrays.
+fn dot_vectors() -> (Vec<f64>, Vec<f64>) {
+    let a = (0..FP_LEN).map(|i| ((i * 7) % 13) as f64 * 0.5 - 3.0).collect();
+    let b = (0..FP_LEN).map(|i| ((i * 5) % 11) as f64 * 0.25 + 1.0).collect();
+    (a, b)
+}
+
+/// The polynomial's arguments: quarters in [0, 3.75], so every Horner step and the sum are exact doubles.
+fn poly_args() -> Vec<f64> {
+    (0..NX).map(|k| (k % 16) as f64 / 4.0).collect()
+}
+
+/// The floating-point data: the dot-product vectors, the polynomial's arguments and coefficients, as
+/// `(address, bytes)` pieces.
+pub fn fp_data() -> Vec<(u64, Vec<u8>)> {
+    let bytes = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let (a, b) = dot_vectors();
+    vec![
+        (FP_A, bytes(&a)),
+        (FP_B, bytes(&b)),
+        (XS, bytes(&poly_args())),
+        (COEF, bytes(&COEFS)),
+    ]
+}
+
 const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x100_0000_01b3;
 const RAX: usize = 0;
@@ -79,7 +150,8 @@ pub fn src_data() -> Vec<u8> {
     (0..8 * BUF_QWORDS).map(|i| (i * 131 % 251) as u8).collect()
 }
 
-/// The kernels; `scale` multiplies their loop counts (1: about 14, 2.5, 2.5 and 10 million instructions).
+/// The kernels; `scale` multiplies their loop counts (1: about 14, 2.5, 2.5, 10, 2.9, 2.5 and 2.3 million
+/// instructions).
 pub fn kernels(scale: u64) -> Vec<Kernel> {
     let alu_iters = 2_000_000 * scale;
     let copies = 100 * scale;
@@ -100,6 +172,23 @@ pub fn kernels(scale: u64) -> Vec<Kernel> {
         code
     };
     let memcpy_insns = copies * (3 + 6 * BUF_QWORDS + 2) + 1;
+    let dot_passes = 400 * scale;
+    let (a, b) = dot_vectors();
+    let mut lanes = [0.0f64; 2];
+    for _ in 0..dot_passes {
+        for i in 0..FP_LEN as usize {
+            lanes[i % 2] += a[i] * b[i];
+        }
+    }
+    let movdqu_copies = 200 * scale;
+    let poly_passes = 100 * scale;
+    let mut sum = 0.0f64;
+    for _ in 0..poly_passes {
+        for x in poly_args() {
+            let p = COEFS[1..].iter().fold(COEFS[0], |acc, &c| acc * x + c);
+            sum += p;
+        }
+    }
     vec![
         Kernel {
             name: "alu",
@@ -129,6 +218,27 @@ pub fn kernels(scale: u64) -> Vec<Kernel> {
             insns: hashes * (2 + 6 * bytes + 2) + 1,
             rax: fnv_rax,
         },
+        Kernel {
+            name: "dot-sse2",
+            code: DOT_SSE2.to_vec(),
+            regs: vec![(R8, dot_passes)],
+            insns: dot_passes * (3 + 7 * FP_LEN / 2 + 2) + 5,
+            rax: (lanes[0] + lanes[1]).to_bits(),
+        },
+        Kernel {
+            name: "memcpy-movdqu",
+            code: MEMCPY_MOVDQU.to_vec(),
+            regs: vec![(R8, movdqu_copies)],
+            insns: movdqu_copies * (3 + 6 * BUF_QWORDS / 2 + 2) + 2,
+            rax: last_qword,
+        },
+        Kernel {
+            name: "poly-x87",
+            code: POLY_X87.to_vec(),
+            regs: vec![(R8, poly_passes)],
+            insns: poly_passes * (2 + 22 * NX + 2) + 2,
+            rax: sum.to_bits(),
+        },
     ]
 }
 
@@ -148,6 +258,9 @@ pub fn machine(k: &Kernel) -> X86Cpu {
         let space = m.space_mut();
         space.write_bytes(CODE, &k.code);
         space.write_bytes(SRC, &src_data());
+        for (at, bytes) in fp_data() {
+            space.write_bytes(at, &bytes);
+        }
     });
     cpu
 }
@@ -312,5 +425,103 @@ mod tests {
             a.ud2()
         });
         assert_eq!((ALU, MEMCPY, FNV1A), (&alu[..], &memcpy[..], &fnv[..]));
+    }
+
+    #[test]
+    fn the_floating_point_kernels_are_what_their_comments_say() {
+        let loop2 = |a: &mut CodeAssembler,
+                     setup: &dyn Fn(&mut CodeAssembler) -> Result<(), IcedError>,
+                     body: &dyn Fn(&mut CodeAssembler) -> Result<(), IcedError>| {
+            let (mut outer, mut inner) = (a.create_label(), a.create_label());
+            a.set_label(&mut outer)?;
+            setup(a)?;
+            a.set_label(&mut inner)?;
+            body(a)?;
+            a.dec(rcx)?;
+            a.jne(inner)?;
+            a.dec(r8)?;
+            a.jne(outer)
+        };
+        let dot = asm(|a| {
+            loop2(
+                a,
+                &|a| {
+                    a.mov(esi, FP_A as u32)?;
+                    a.mov(edi, FP_B as u32)?;
+                    a.mov(ecx, (FP_LEN / 2) as u32)
+                },
+                &|a| {
+                    a.movapd(xmm1, xmmword_ptr(rsi))?;
+                    a.mulpd(xmm1, xmmword_ptr(rdi))?;
+                    a.addpd(xmm0, xmm1)?;
+                    a.add(rsi, 16i32)?;
+                    a.add(rdi, 16i32)
+                },
+            )?;
+            a.movapd(xmm1, xmm0)?;
+            a.unpckhpd(xmm1, xmm1)?;
+            a.addsd(xmm0, xmm1)?;
+            a.movq(rax, xmm0)?;
+            a.ud2()
+        });
+        let movdqu = asm(|a| {
+            loop2(
+                a,
+                &|a| {
+                    a.mov(esi, SRC as u32)?;
+                    a.mov(edi, DST_APART as u32)?;
+                    a.mov(ecx, (BUF_QWORDS / 2) as u32)
+                },
+                &|a| {
+                    a.movdqu(xmm0, xmmword_ptr(rsi))?;
+                    a.movdqu(xmmword_ptr(rdi), xmm0)?;
+                    a.add(rsi, 16i32)?;
+                    a.add(rdi, 16i32)
+                },
+            )?;
+            a.mov(rax, qword_ptr(rdi - 8))?;
+            a.ud2()
+        });
+        let poly = asm(|a| {
+            loop2(
+                a,
+                &|a| {
+                    a.mov(esi, XS as u32)?;
+                    a.mov(ecx, NX as u32)
+                },
+                &|a| {
+                    a.fld(qword_ptr(rsi))?;
+                    a.fld(qword_ptr(COEF))?;
+                    for k in 1..8u64 {
+                        a.fmul_2(st0, st1)?;
+                        a.fadd(qword_ptr(COEF + 8 * k))?;
+                    }
+                    a.fadd(qword_ptr(SUM))?;
+                    a.fstp(qword_ptr(SUM))?;
+                    a.fstp(st0)?;
+                    a.add(rsi, 8i32)
+                },
+            )?;
+            a.mov(rax, qword_ptr(SUM))?;
+            a.ud2()
+        });
+        assert_eq!(
+            (DOT_SSE2, MEMCPY_MOVDQU, POLY_X87),
+            (&dot[..], &movdqu[..], &poly[..])
+        );
+    }
+
+    /// Every kernel ends at its ud2 with the rax computed on the host, on tci (scale 1 is the smallest).
+    #[test]
+    fn every_kernel_computes_its_result_on_tci() {
+        for k in kernels(1) {
+            let mut ex = CpuExec::with_backends(
+                Box::new(rqemu_tcg_tci::Tci::new()),
+                None,
+                rqemu_accel::AccelOptions::default(),
+            );
+            let run = run_kernel(&k, &mut ex, &mut || 0.0);
+            assert!(run.ok, "{} ended wrong: {}", k.name, run.stats);
+        }
     }
 }
