@@ -505,10 +505,7 @@ mod tests {
             a.mov(rax, qword_ptr(SUM))?;
             a.ud2()
         });
-        assert_eq!(
-            (DOT_SSE2, MEMCPY_MOVDQU, POLY_X87),
-            (&dot[..], &movdqu[..], &poly[..])
-        );
+        assert_eq!((DOT_SSE2, MEMCPY_MOVDQU, POLY_X87), (&dot[..], &movdqu[..], &poly[..]));
     }
 
     /// Every kernel ends at its ud2 with the rax computed on the host, on tci (scale 1 is the smallest).

@@ -290,28 +290,14 @@ pub(crate) unsafe fn exec(tb: &TciTb, frame: *mut u64, env: *mut u8, mem: &mut d
             Insn::StEnv32 { v, off } => at(env, off).cast::<u32>().write_unaligned(r!(v) as u32),
             Insn::StEnv64 { v, off } => at(env, off).cast::<u64>().write_unaligned(r!(v)),
 
-            Insn::QemuLd32 { d, a, memop, mmu, insn } => {
-                let addr = r!(a);
-                let v = match tlb_host(env, tb.tlb_offset, addr, memop, mmu, TLB_OFFSET_READ) {
-                    Some(host) => host_load(host, memop),
-                    None => match mem.load(env, addr, MemOp::from_bits_retain(memop as u32), mmu) {
-                        Ok(v) => v,
-                        Err(_) => return TbExit::Fault { insn },
-                    },
-                };
-                w!(d, extend_loaded(v, memop) & M32);
-            }
-            Insn::QemuLd64 { d, a, memop, mmu, insn } => {
-                let addr = r!(a);
-                let v = match tlb_host(env, tb.tlb_offset, addr, memop, mmu, TLB_OFFSET_READ) {
-                    Some(host) => host_load(host, memop),
-                    None => match mem.load(env, addr, MemOp::from_bits_retain(memop as u32), mmu) {
-                        Ok(v) => v,
-                        Err(_) => return TbExit::Fault { insn },
-                    },
-                };
-                w!(d, extend_loaded(v, memop));
-            }
+            Insn::QemuLd32 { d, a, memop, mmu, insn } => match guest_load(tb, env, mem, r!(a), memop, mmu) {
+                Some(v) => w!(d, v & M32),
+                None => return TbExit::Fault { insn },
+            },
+            Insn::QemuLd64 { d, a, memop, mmu, insn } => match guest_load(tb, env, mem, r!(a), memop, mmu) {
+                Some(v) => w!(d, v),
+                None => return TbExit::Fault { insn },
+            },
             Insn::QemuSt { v, a, memop, mmu, insn } => {
                 let addr = r!(a);
                 match tlb_host(env, tb.tlb_offset, addr, memop, mmu, TLB_OFFSET_WRITE) {
@@ -378,6 +364,29 @@ fn host(base: u64, off: i32) -> *mut u8 {
 #[inline(always)]
 fn at(env: *mut u8, off: i32) -> *mut u8 {
     env.wrapping_offset(off as isize)
+}
+
+/// A guest load, extended as `memop` says: from the TLB when it hits, else through the guest memory; `None`
+/// when it faulted (recorded by the memory).
+///
+/// # Safety
+/// As for [`tlb_host`].
+#[inline(always)]
+unsafe fn guest_load(
+    tb: &TciTb,
+    env: *mut u8,
+    mem: &mut dyn GuestMemory,
+    addr: u64,
+    memop: u8,
+    mmu: MmuIdx,
+) -> Option<u64> {
+    // SAFETY: the caller's promise.
+    let v = match unsafe { tlb_host(env, tb.tlb_offset, addr, memop, mmu, TLB_OFFSET_READ) } {
+        // SAFETY: a hit is valid for the access.
+        Some(host) => unsafe { host_load(host, memop) },
+        None => mem.load(env, addr, MemOp::from_bits_retain(memop as u32), mmu).ok()?,
+    };
+    Some(extend_loaded(v, memop))
 }
 
 /// The host address of a guest access when it hits the target's TLB in `env` (the probe of
