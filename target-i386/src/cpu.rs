@@ -210,6 +210,11 @@ pub struct FpuState {
     pub fip: u64,
     /// Last data pointer.
     pub fdp: u64,
+    /// Last instruction's CS selector (fnstenv/fnsave's FCS).
+    pub fcs: u16,
+    /// Last data operand's segment selector (fnstenv/fnsave's FDS).
+    pub fds: u16,
+    _pad2: [u8; 4],
 }
 
 impl Default for FpuState {
@@ -224,6 +229,9 @@ impl Default for FpuState {
             fop: 0,
             fip: 0,
             fdp: 0,
+            fcs: 0,
+            fds: 0,
+            _pad2: [0; 4],
         }
     }
 }
@@ -303,6 +311,10 @@ pub struct X86CpuState {
     _pad: u32,
     /// XMM0 to XMM15.
     pub xmm: [u128; 16],
+    /// Staging area of the x87 memory operands (`fpu_helper`): generated code loads an operand here before
+    /// the `x87` helper runs and stores a result from here after it, so faults happen with the x87 state
+    /// untouched. Up to the 108-byte fsave image and the first 160 bytes of the fxsave image.
+    pub fp_scratch: [u8; 160],
     /// The execution loop's exit word ([`rqemu_accel::CpuOps::exit_word_offset`]): low half counts TB starts
     /// down, high half nonzero requests an exit.
     pub exit_word: u32,
@@ -421,6 +433,7 @@ impl X86CpuState {
             mxcsr: 0x1f80,
             _pad: 0,
             xmm: [0; 16],
+            fp_scratch: [0; 160],
             exit_word: 0,
             halted: 0,
             interrupt_shadow: 0,

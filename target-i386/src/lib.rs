@@ -22,6 +22,7 @@ pub mod cpuid;
 pub mod desc;
 pub mod dump;
 pub mod excp_helper;
+pub mod fpu_helper;
 pub mod machine;
 pub mod paging;
 pub mod seg_helper;

@@ -72,6 +72,7 @@ mod stack;
 mod string;
 mod sysregs;
 mod system;
+mod x87;
 mod x87_state;
 
 use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic, OpKind};
@@ -232,6 +233,8 @@ pub struct DisasContext<'t> {
     cc_op: CcOp,
     cc_srct: Option<Temp>,
     insn_ops_mark: usize,
+    /// The FOP value of the current instruction when it is an x87 one (`x87.rs`).
+    x87_fop: u16,
     /// The instruction is mov ss or pop ss: no single-step trap after it (see [`DisasContext::gen_exit_lookup`]).
     holds_single_step: bool,
 }
@@ -253,6 +256,7 @@ impl<'t> DisasContext<'t> {
             cc_op: CcOp::DYNAMIC,
             cc_srct: None,
             insn_ops_mark: 0,
+            x87_fop: 0,
             holds_single_step: false,
         }
     }
@@ -299,6 +303,12 @@ impl<'t> DisasContext<'t> {
             return;
         }
         self.insn = insn;
+        // The x87 opcode (FOP): the low 3 bits of the D8..DF byte and the ModRM byte after it (prefixes never
+        // fall in that range).
+        self.x87_fop = window[..insn.len().min(avail)]
+            .windows(2)
+            .find(|w| (0xd8..=0xdf).contains(&w[0]))
+            .map_or(0, |w| u16::from(w[0] & 7) << 8 | u16::from(w[1]));
         self.pc_next = if insn.is_invalid() {
             self.pc.wrapping_add(1)
         } else {
@@ -377,15 +387,16 @@ impl<'t> DisasContext<'t> {
         if let Some(done) = self.dispatch_sysregs(f) {
             return done;
         }
+        if let Some(done) = self.dispatch_x87(f) {
+            return done;
+        }
         use Mnemonic as M;
         match self.insn.mnemonic() {
             M::Movd | M::Movq | M::Movdqa | M::Movdqu | M::Movaps | M::Movups | M::Movapd | M::Movupd => {
                 return self.gen_sse_move(f)
             }
             M::Pxor | M::Xorps | M::Xorpd => return self.gen_sse_move(f),
-            M::Fninit | M::Finit | M::Fnstcw | M::Fstcw | M::Fldcw | M::Fnstsw | M::Fstsw | M::Wait => {
-                return self.gen_x87_state(f)
-            }
+            M::Fnstcw | M::Fstcw | M::Fldcw | M::Fnstsw | M::Fstsw => return self.gen_x87_state(f),
             M::Ldmxcsr | M::Stmxcsr => return self.gen_x87_state(f),
             M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => return self.gen_x87_state(f),
             _ => {}
@@ -611,3 +622,4 @@ pub(crate) use seg::register_seg_helpers;
 pub use seg::SegHelpers;
 pub(crate) use sysregs::register_sysreg_helper;
 pub(crate) use system::{helper_cpuid, helper_raise_interrupt, helper_rdtsc};
+pub use x87_state::MXCSR_MASK;
