@@ -128,6 +128,8 @@ pub mod misc {
     pub const FCMOV: u32 = 16;
     /// fninit
     pub const FNINIT: u32 = 17;
+    /// After fldcw: ES and B follow the exception bits the new masks leave unmasked.
+    pub const SYNC_ES: u32 = 18;
 }
 
 // FSW bits.
@@ -343,6 +345,36 @@ fn commit_flags(cpu: &mut X86CpuState, o: &Outcome) -> bool {
     true
 }
 
+/// The effective unbiased exponent of a finite nonzero value's leading bit.
+fn eff_exp(v: F80) -> i32 {
+    i32::from(v.se & 0x7fff).max(1) - v.mant.leading_zeros() as i32
+}
+
+/// Scales a product (`div`: quotient) by 2^n through its operands, splitting `n` so that neither
+/// operand leaves the normal exponent range.
+fn split_scale(x: F80, y: F80, n: i32, div: bool) -> (F80, F80) {
+    if n == 0 || x.mant == 0 || y.mant == 0 || x.se & 0x7fff == 0x7fff || y.se & 0x7fff == 0x7fff {
+        return (x, y);
+    }
+    let ex = eff_exp(x);
+    let kx = n.clamp(1 - ex, 32766 - ex);
+    let rest = n - kx;
+    (scale(x, kx), scale(y, if div { -rest } else { rest }))
+}
+
+/// `v * 2^n` for a negative `n`, where a result below the normal range becomes the smallest denormal of
+/// the same sign: such an operand of a sum only acts as a sticky bit.
+fn scale_sticky(v: F80, n: i32) -> F80 {
+    let e = v.se & 0x7fff;
+    if e == 0x7fff || v.mant == 0 {
+        return v;
+    }
+    if eff_exp(v) + n < 1 {
+        return F80 { mant: 1, se: v.se & 0x8000 };
+    }
+    scale(v, n)
+}
+
 fn scale(v: F80, n: i32) -> F80 {
     if n == 0 {
         return v;
@@ -396,6 +428,14 @@ fn bcd_to_f80(cpu: &X86CpuState, s: &mut FloatStatus) -> F80 {
 fn load(cpu: &mut X86CpuState, k: u32, i: u32) {
     set_c1(cpu, false);
     let src_empty = k == kind::ST && empty(cpu, i);
+    if src_empty {
+        // Underflow outranks overflow.
+        if stack_fault(cpu, false) {
+            return;
+        }
+        push(cpu, F80::DEFAULT_NAN);
+        return;
+    }
     if !empty(cpu, 7) {
         // Stack overflow: the register that would become ST(0) is in use.
         if stack_fault(cpu, true) {
@@ -418,14 +458,14 @@ fn load(cpu: &mut X86CpuState, k: u32, i: u32) {
     }
     let mut s = status(cpu);
     let v = mem_operand(cpu, k, &mut s);
-    let o = Outcome {
-        value: v,
-        flags: u16::from(s.flags),
-        up: false,
-    };
-    if commit_flags(cpu, &o) {
-        push(cpu, o.value);
+    let flags = u16::from(s.flags);
+    // A denormal source is loaded even when DE is unmasked (measured on the host); only IE blocks.
+    if unmasked(cpu, flags & IE) {
+        raise(cpu, flags);
+        return;
     }
+    raise(cpu, flags);
+    push(cpu, v);
 }
 
 fn load_const(cpu: &mut X86CpuState, k: u32) {
@@ -662,10 +702,21 @@ fn arith_op(cpu: &mut X86CpuState, a: u32, dst: u32, src: u32) {
         _ => (d, sv),
     };
     let f = |s: &mut FloatStatus, n: i32| -> F80 {
+        if n < 0 && matches!(operation, arith::ADD | arith::SUB | arith::SUBR) {
+            // Overflowing sum: scale both operands by a part of the wrap that keeps the large one normal
+            // (a tiny one only contributes a sticky bit), round, then apply the rest exactly.
+            let (x, y) = (scale_sticky(x, -16384), scale_sticky(y, -16384));
+            let r = if operation == arith::ADD {
+                f80_add(x, y, s)
+            } else {
+                f80_sub(x, y, s)
+            };
+            return scale(r, n + 16384);
+        }
         let (x, y) = match operation {
             arith::ADD | arith::SUB | arith::SUBR => (scale(x, n), scale(y, n)),
-            arith::MUL => (scale(x, n), y),
-            _ => (scale(x, n), y),
+            arith::MUL => split_scale(x, y, n, false),
+            _ => split_scale(x, y, n, true),
         };
         match operation {
             arith::ADD => f80_add(x, y, s),
@@ -675,6 +726,10 @@ fn arith_op(cpu: &mut X86CpuState, a: u32, dst: u32, src: u32) {
         }
     };
     let mut o = compute(cpu, &f);
+    // The converted operand's DE counts unless invalid, zero divide or a NaN operand outranks it.
+    if o.flags & (IE | ZE) != 0 || f80_is_nan(d) || f80_is_invalid_encoding(d) {
+        load_flags &= !DE;
+    }
     o.flags |= load_flags;
     if o.flags & IE != 0 {
         o.flags &= !DE;
@@ -694,12 +749,15 @@ fn compare(cpu: &mut X86CpuState, src: u32, b: u32) {
     let pops = (b >> 1) & 3;
     let to_eflags = b & 8 != 0;
     let tst = b & 16 != 0;
-    set_c1(cpu, false);
+    // fcomi leaves C1 alone unless the stack faults (measured on the host).
+    if !to_eflags {
+        set_c1(cpu, false);
+    }
     let rel;
+    let mut blocked = false;
     if empty(cpu, 0) || (src < 8 && !tst && empty(cpu, src)) {
-        if stack_fault(cpu, false) {
-            return;
-        }
+        // Unmasked: the condition codes still say unordered, but nothing is popped.
+        blocked = stack_fault(cpu, false);
         rel = Relation::Unordered;
     } else {
         let a = st(cpu, 0);
@@ -714,10 +772,7 @@ fn compare(cpu: &mut X86CpuState, src: u32, b: u32) {
         let r = f80_compare(a, bv, !unordered_ok, &mut s);
         let flags = u16::from(s.flags) & (IE | DE);
         let flags = if flags & IE != 0 { IE } else { flags };
-        if unmasked(cpu, flags) {
-            raise(cpu, flags);
-            return;
-        }
+        blocked = unmasked(cpu, flags);
         raise(cpu, flags);
         rel = r;
     }
@@ -740,8 +795,10 @@ fn compare(cpu: &mut X86CpuState, src: u32, b: u32) {
         };
         cpu.fpu.fsw = (cpu.fpu.fsw & !(C0 | C2 | C3)) | c;
     }
-    for _ in 0..pops {
-        pop(cpu);
+    if !blocked {
+        for _ in 0..pops {
+            pop(cpu);
+        }
     }
 }
 
@@ -761,6 +818,7 @@ fn misc_op(cpu: &mut X86CpuState, a: u32, i: u32, c: u32) {
             cpu.fpu.fds = 0;
         }
         misc::FNCLEX => cpu.fpu.fsw &= !(0x7f | ES | B),
+        misc::SYNC_ES => sync_es(cpu),
         misc::FINCSTP => {
             set_c1(cpu, false);
             set_top(cpu, top(cpu) + 1);
@@ -770,10 +828,11 @@ fn misc_op(cpu: &mut X86CpuState, a: u32, i: u32, c: u32) {
             set_top(cpu, top(cpu) + 7);
         }
         misc::FFREE | misc::FFREEP => {
+            set_c1(cpu, false);
             let p = phys(cpu, i);
             cpu.fpu.ftw &= !(1 << p);
             if a == misc::FFREEP {
-                set_top(cpu, top(cpu) + 1);
+                pop(cpu);
             }
         }
         misc::FXCH => {
@@ -795,7 +854,6 @@ fn misc_op(cpu: &mut X86CpuState, a: u32, i: u32, c: u32) {
             set_st(cpu, i, x);
         }
         misc::FCMOV => {
-            set_c1(cpu, false);
             let fl = cpu.rflags();
             let (cf, zf, pf) = (fl & 1 != 0, fl & 0x40 != 0, fl & 4 != 0);
             let cond = match c & 3 {
@@ -811,6 +869,7 @@ fn misc_op(cpu: &mut X86CpuState, a: u32, i: u32, c: u32) {
                 set_st(cpu, 0, F80::DEFAULT_NAN);
                 return;
             }
+            // C1 is left as it was (measured on the host).
             if cond {
                 let v = st(cpu, i);
                 set_st(cpu, 0, v);
@@ -919,7 +978,18 @@ fn fscale(cpu: &mut X86CpuState) {
         if yden {
             s.flags |= DE as u8;
         }
-        f80_scalbn(x, n.saturating_add(w), s)
+        let r = f80_scalbn(x, n.saturating_add(w), s);
+        if w != 0 {
+            // Beyond even the wrapped range: infinity or zero (measured on the host).
+            let sign = x.se & 0x8000;
+            if w < 0 && s.flags & OE as u8 != 0 {
+                return F80 { mant: 1 << 63, se: sign | 0x7fff };
+            }
+            if w > 0 && s.flags & UE as u8 != 0 && r.se & 0x7fff == 0 {
+                return F80 { mant: 0, se: sign };
+            }
+        }
+        r
     };
     let o = compute(cpu, &f);
     if commit_flags(cpu, &o) {
@@ -999,9 +1069,7 @@ fn fxtract(cpu: &mut X86CpuState) {
             return;
         }
         set_st(cpu, 0, F80::DEFAULT_NAN);
-        if empty(cpu, 7) {
-            push(cpu, F80::DEFAULT_NAN);
-        }
+        push(cpu, F80::DEFAULT_NAN);
         return;
     }
     if !empty(cpu, 7) {
@@ -1395,7 +1463,11 @@ fn load_env(cpu: &mut X86CpuState, format: u32, buf: &[u8]) {
         cpu.fpu.fcs = 0;
         cpu.fpu.fds = 0;
     }
-    // The summary bits follow the loaded exception bits and masks.
+    sync_es(cpu);
+}
+
+/// The summary bits follow the exception bits and masks (fldcw, fldenv, frstor).
+fn sync_es(cpu: &mut X86CpuState) {
     if unmasked(cpu, cpu.fpu.fsw & 0x3f) {
         cpu.fpu.fsw |= ES | B;
     } else {

@@ -255,6 +255,22 @@ fn run_guest(c: &Case, s: &State) -> Result<State, Outcome> {
     })
 }
 
+/// The state in ST order, compactly.
+fn show(s: &State) -> String {
+    let top = usize::from(s.fsw >> 11) & 7;
+    let mut out = format!("fcw {:04x} fsw {:04x} ftw {:02x} fl {:03x} st:", s.fcw, s.fsw, s.ftw, s.eflags);
+    for i in 0..8 {
+        let p = (top + i) & 7;
+        let r = &s.regs[p];
+        let m = u64::from_le_bytes(r[..8].try_into().unwrap());
+        let e = u16::from_le_bytes([r[8], r[9]]);
+        let tag = if s.ftw & (1 << p) != 0 { "" } else { "E" };
+        out += &format!(" {tag}{e:04x}:{m:016x}");
+    }
+    out += &format!(" mem {:02x?}", &s.mem[..28]);
+    out
+}
+
 /// Blanks the fields that name host addresses (FIP/FCS/FOP/FDP/FDS) in a stored environment.
 fn mask_env(c: &Case, mem: &mut [u8]) {
     let op = c.bytes[0];
@@ -285,7 +301,7 @@ fn check(cases: &[Case], n: usize, seed: u64) {
             if h != g {
                 bad += 1;
                 if bad <= 3 {
-                    failures.push(format!("{}:\n  in   {s:x?}\n  host {h:x?}\n  rq   {g:x?}", c.name));
+                    failures.push(format!("{}:\n  in   {}\n  host {}\n  rq   {}", c.name, show(&s), show(&h), show(&g)));
                 }
             }
         }

@@ -67,6 +67,7 @@ impl DisasContext<'_> {
                 f.and(t, t, keep);
                 f.or(t, t, one);
                 f.store(Opcode::St16, t, Temp::ENV, FCW);
+                self.gen_x87_call(f, crate::fpu_helper::op::MISC, crate::fpu_helper::misc::SYNC_ES, 0, 0);
             }
             M::Stmxcsr if mem => {
                 let addr = self.gen_ea(f, 0);
