@@ -370,7 +370,10 @@ fn scale_sticky(v: F80, n: i32) -> F80 {
         return v;
     }
     if eff_exp(v) + n < 1 {
-        return F80 { mant: 1, se: v.se & 0x8000 };
+        return F80 {
+            mant: 1,
+            se: v.se & 0x8000,
+        };
     }
     scale(v, n)
 }
@@ -408,6 +411,39 @@ fn mem_operand(cpu: &X86CpuState, k: u32, s: &mut FloatStatus) -> F80 {
         kind::I64 => i64_to_f80(raw as i64, s),
         _ => bcd_to_f80(cpu, s),
     }
+}
+
+/// A signaling f32/f64 memory operand widened without quieting it: the NaN choice of the operation
+/// still sees a signaling NaN (measured on the host).
+fn signaling_mem_nan(cpu: &X86CpuState, k: u32) -> Option<F80> {
+    let raw = scratch_u64(cpu, 0);
+    let (sign, frac, exp_all, quiet, shift) = match k {
+        kind::F32 => {
+            let r = raw as u32;
+            (
+                r >> 31 != 0,
+                u64::from(r & 0x7f_ffff),
+                r & 0x7f80_0000 == 0x7f80_0000,
+                r & 0x40_0000 != 0,
+                40,
+            )
+        }
+        kind::F64 => (
+            raw >> 63 != 0,
+            raw & 0x000f_ffff_ffff_ffff,
+            raw & 0x7ff0_0000_0000_0000 == 0x7ff0_0000_0000_0000,
+            raw & 0x0008_0000_0000_0000 != 0,
+            11,
+        ),
+        _ => return None,
+    };
+    if !exp_all || quiet || frac == 0 {
+        return None;
+    }
+    Some(F80 {
+        mant: 1 << 63 | frac << shift,
+        se: if sign { 0xffff } else { 0x7fff },
+    })
 }
 
 fn bcd_to_f80(cpu: &X86CpuState, s: &mut FloatStatus) -> F80 {
@@ -689,7 +725,10 @@ fn arith_op(cpu: &mut X86CpuState, a: u32, dst: u32, src: u32) {
     let d = st(cpu, dst);
     let (sv, mut load_flags) = if src_mem {
         let mut s = status(cpu);
-        let v = mem_operand(cpu, src - 8, &mut s);
+        let v = match signaling_mem_nan(cpu, src - 8) {
+            Some(n) => n,
+            None => mem_operand(cpu, src - 8, &mut s),
+        };
         (v, u16::from(s.flags))
     } else {
         (st(cpu, src), 0)
@@ -983,7 +1022,10 @@ fn fscale(cpu: &mut X86CpuState) {
             // Beyond even the wrapped range: infinity or zero (measured on the host).
             let sign = x.se & 0x8000;
             if w < 0 && s.flags & OE as u8 != 0 {
-                return F80 { mant: 1 << 63, se: sign | 0x7fff };
+                return F80 {
+                    mant: 1 << 63,
+                    se: sign | 0x7fff,
+                };
             }
             if w > 0 && s.flags & UE as u8 != 0 && r.se & 0x7fff == 0 {
                 return F80 { mant: 0, se: sign };
@@ -991,7 +1033,11 @@ fn fscale(cpu: &mut X86CpuState) {
         }
         r
     };
-    let o = compute(cpu, &f);
+    let mut o = compute(cpu, &f);
+    if o.flags & OE != 0 && unmasked(cpu, OE) && o.value.se & 0x7fff == 0x7fff {
+        // Beyond the wrapped range: infinity with C1 set, whatever the rounding (measured on the host).
+        o.up = true;
+    }
     if commit_flags(cpu, &o) {
         set_st(cpu, 0, o.value);
     }
@@ -1135,6 +1181,7 @@ fn fxtract(cpu: &mut X86CpuState) {
 fn fprem(cpu: &mut X86CpuState, ieee: bool) {
     set_c1(cpu, false);
     if empty(cpu, 0) || empty(cpu, 1) {
+        cpu.fpu.fsw &= !C2;
         if stack_fault(cpu, false) {
             return;
         }
@@ -1157,20 +1204,42 @@ fn fprem(cpu: &mut X86CpuState, ieee: bool) {
             s.flags |= DE as u8;
         }
         if (xe == 0 && x.mant == 0) || ye == 0x7fff {
-            Some(x)
+            // A pseudo-denormal comes back with the exponent it stands for (measured on the host).
+            let e = if xe == 0 && x.mant >> 63 != 0 { 1 } else { 0 };
+            Some(F80 {
+                mant: x.mant,
+                se: x.se | e,
+            })
         } else {
             None
         }
     };
     let cc_clear = cpu.fpu.fsw & !(C0 | C1 | C2 | C3);
+    if let (Some(v), 0) = (special, s.flags & IE as u8) {
+        if !f80_is_nan(v) {
+            // Zero dividend or infinite divisor: a complete remainder with quotient 0.
+            let o = Outcome {
+                value: v,
+                flags: u16::from(s.flags),
+                up: false,
+            };
+            cpu.fpu.fsw &= !C2;
+            if commit_flags(cpu, &o) {
+                cpu.fpu.fsw &= !(C0 | C2 | C3);
+                set_st(cpu, 0, v);
+            }
+            return;
+        }
+    }
     if let Some(v) = special {
         let o = Outcome {
             value: v,
             flags: u16::from(s.flags),
             up: false,
         };
+        // C0 and C3 are left alone here (measured on the host).
+        cpu.fpu.fsw &= !C2;
         if commit_flags(cpu, &o) {
-            cpu.fpu.fsw &= !(C0 | C2 | C3);
             set_st(cpu, 0, v);
         }
         return;
@@ -1181,6 +1250,7 @@ fn fprem(cpu: &mut X86CpuState, ieee: bool) {
     let d = xexp - yexp;
     let flags = u16::from(s.flags);
     if unmasked(cpu, flags & DE) {
+        cpu.fpu.fsw &= !(C1 | C2);
         raise(cpu, DE);
         return;
     }
@@ -1247,7 +1317,12 @@ fn fprem(cpu: &mut X86CpuState, ieee: bool) {
         done = true;
     }
     let _ = cc_clear;
-    let value = make(rsign, rm, rexp, &mut s);
+    let mut value = make(rsign, rm, rexp, &mut s);
+    if f80_is_denormal(value) && unmasked(cpu, UE) {
+        // Unmasked underflow: the exact remainder with its exponent wrapped.
+        s.flags |= UE as u8;
+        value = make(rsign, rm, rexp + WRAP, &mut s);
+    }
     let mut fsw = cpu.fpu.fsw & !(C0 | C1 | C2 | C3);
     if done {
         if q & 4 != 0 {
@@ -1315,14 +1390,11 @@ fn make(sign: bool, m: u64, e: i32, s: &mut FloatStatus) -> F80 {
         };
     }
     let sh = 1 - biased;
+    // The remainder is exact: a tiny one is only reported when UE is unmasked (the caller's business).
     if sh >= 64 {
-        s.flags |= (UE | PE) as u8;
+        s.flags |= PE as u8;
         return F80 { mant: 0, se: sgn };
     }
-    if m & ((1u64 << sh) - 1) != 0 {
-        s.flags |= PE as u8;
-    }
-    s.flags |= UE as u8;
     F80 { mant: m >> sh, se: sgn }
 }
 

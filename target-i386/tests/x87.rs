@@ -258,7 +258,10 @@ fn run_guest(c: &Case, s: &State) -> Result<State, Outcome> {
 /// The state in ST order, compactly.
 fn show(s: &State) -> String {
     let top = usize::from(s.fsw >> 11) & 7;
-    let mut out = format!("fcw {:04x} fsw {:04x} ftw {:02x} fl {:03x} st:", s.fcw, s.fsw, s.ftw, s.eflags);
+    let mut out = format!(
+        "fcw {:04x} fsw {:04x} ftw {:02x} fl {:03x} st:",
+        s.fcw, s.fsw, s.ftw, s.eflags
+    );
     for i in 0..8 {
         let p = (top + i) & 7;
         let r = &s.regs[p];
@@ -301,7 +304,13 @@ fn check(cases: &[Case], n: usize, seed: u64) {
             if h != g {
                 bad += 1;
                 if bad <= 3 {
-                    failures.push(format!("{}:\n  in   {}\n  host {}\n  rq   {}", c.name, show(&s), show(&h), show(&g)));
+                    failures.push(format!(
+                        "{}:\n  in   {}\n  host {}\n  rq   {}",
+                        c.name,
+                        show(&s),
+                        show(&h),
+                        show(&g)
+                    ));
                 }
             }
         }
