@@ -151,10 +151,6 @@ const CC: u16 = C0 | C1 | C2 | C3;
 /// Exponent adjustment of the results of unmasked overflow and underflow (SDM: 3 * 2^13).
 const WRAP: i32 = 24576;
 
-const ONE: F80 = F80 {
-    mant: 1 << 63,
-    se: 0x3fff,
-};
 const ZERO: F80 = F80 { mant: 0, se: 0 };
 
 /// The `x87` helper: `x87(op: i32, a: i32, b: i32, c: i32)`; reads and writes globals (EFLAGS for fcmov and
@@ -524,7 +520,7 @@ fn load_const(cpu: &mut X86CpuState, k: u32) {
         5 => (0xb172_17f7_d1cf_79ab, 0x3ffe, true),
         _ => (0, 0, false),
     };
-    let inexact = k >= 1 && k <= 5;
+    let inexact = (1..=5).contains(&k);
     let rc = (cpu.fpu.fcw >> 10) & 3;
     let bump = inexact
         && match rc {
@@ -596,7 +592,7 @@ fn store(cpu: &mut X86CpuState, k: u32, i: u32, c: u32) {
     }
     let mut s = status(cpu);
     let mut r = conv(&mut s);
-    let mut flags = u16::from(s.flags);
+    let flags = u16::from(s.flags);
     let mut up = false;
     if flags & PE != 0 {
         let mut z = status(cpu);
@@ -620,7 +616,6 @@ fn store(cpu: &mut X86CpuState, k: u32, i: u32, c: u32) {
             _ => r & 0x7ff0_0000_0000_0000 == 0 && r & 0x000f_ffff_ffff_ffff != 0,
         };
         if tiny {
-            flags |= UE;
             raise(cpu, UE);
             return;
         }
@@ -793,7 +788,7 @@ fn compare(cpu: &mut X86CpuState, src: u32, b: u32) {
         set_c1(cpu, false);
     }
     let rel;
-    let mut blocked = false;
+    let blocked;
     if empty(cpu, 0) || (src < 8 && !tst && empty(cpu, src)) {
         // Unmasked: the condition codes still say unordered, but nothing is popped.
         blocked = stack_fault(cpu, false);
@@ -1218,15 +1213,21 @@ fn fprem(cpu: &mut X86CpuState, ieee: bool) {
     if let (Some(v), 0) = (special, s.flags & IE as u8) {
         if !f80_is_nan(v) {
             // Zero dividend or infinite divisor: a complete remainder with quotient 0.
-            let o = Outcome {
+            let mut o = Outcome {
                 value: v,
                 flags: u16::from(s.flags),
                 up: false,
             };
+            if f80_is_denormal(v) && unmasked(cpu, UE) {
+                // A tiny dividend kept as the remainder: unmasked underflow wraps it.
+                let (sign, m, e) = norm(v);
+                o.flags |= UE;
+                o.value = make(sign, m, e + WRAP, &mut s);
+            }
             cpu.fpu.fsw &= !C2;
             if commit_flags(cpu, &o) {
                 cpu.fpu.fsw &= !(C0 | C2 | C3);
-                set_st(cpu, 0, v);
+                set_st(cpu, 0, o.value);
             }
             return;
         }
@@ -1270,16 +1271,14 @@ fn fprem(cpu: &mut X86CpuState, ieee: bool) {
         rsign = xs;
         done = false;
     } else if d < 0 {
-        if ieee && d == -1 {
-            // |x| in [|y|/2, |y|): rounds to a quotient of 1 when above half.
-            let (r, qq, neg) = ieee_round(u128::from(xm), u128::from(ym) << 1, 0, false);
-            let _ = qq;
-            q = qq as u64;
-            rm = r as u64;
+        if ieee && d == -1 && xm > ym {
+            // |x| in (|y|/2, |y|): the quotient rounds to 1 and the remainder is |y| - |x|, in x's units
+            // (|y| = 2 * ym there); it is below ym, so it fits.
+            q = 1;
+            rm = ((u128::from(ym) << 1) - u128::from(xm)) as u64;
             rexp = xexp;
-            rsign = xs ^ neg;
+            rsign = !xs;
             done = true;
-            let _ = rm;
         } else {
             rm = xm;
             rexp = xexp;
@@ -1305,7 +1304,7 @@ fn fprem(cpu: &mut X86CpuState, ieee: bool) {
         }
         let mut neg = false;
         if ieee {
-            let (r2, q2, n2) = ieee_round(r, yy, qq, true);
+            let (r2, q2, n2) = ieee_round(r, yy, qq);
             r = r2;
             qq = q2;
             neg = n2;
@@ -1342,19 +1341,9 @@ fn fprem(cpu: &mut X86CpuState, ieee: bool) {
     set_st(cpu, 0, value);
 }
 
-/// fprem1's rounding of the quotient to nearest (ties to even): returns (|remainder|, quotient, negated).
-/// `r` is the remainder of the truncated quotient `q` by `y` (`have_q`: `q` is meaningful); for the d = -1
-/// case it is x itself against `y` = 2 * the divisor's significand, so "r > y/2" means "|x| > |divisor|/2".
-fn ieee_round(r: u128, y: u128, q: u128, have_q: bool) -> (u128, u128, bool) {
-    if !have_q {
-        // |x| < |divisor|: quotient 0 or 1.
-        let div = y >> 1;
-        let twice = r << 1;
-        if twice > div {
-            return (div - r, 1, true);
-        }
-        return (r, 0, false);
-    }
+/// fprem1's rounding of the truncated quotient `q` (remainder `r` of the divisor's significand `y`) to
+/// nearest, ties to even: returns (|remainder|, quotient, remainder negated).
+fn ieee_round(r: u128, y: u128, q: u128) -> (u128, u128, bool) {
     let twice = r << 1;
     if twice > y || (twice == y && q & 1 != 0) {
         (y - r, q + 1, true)
@@ -1625,8 +1614,8 @@ fn fx_op(cpu: &mut X86CpuState, a: u32, rex_w: u32) {
         // fxrstor wrote the image's slots in ST order into the physical slots: rotate by TOP.
         let t = top(cpu);
         let old = cpu.fpu.regs;
-        for i in 0..8 {
-            cpu.fpu.regs[(t + i) & 7] = old[i];
+        for (i, r) in old.iter().enumerate() {
+            cpu.fpu.regs[(t + i) & 7] = *r;
         }
     }
 }
