@@ -476,3 +476,177 @@ fn control_and_environment() {
     ];
     check(&cases, N, 0x7777_4321);
 }
+
+// ---- rqemu-only checks: what the host cannot show without faulting ----
+
+fn guest(code: &[u8], setup: impl Fn(&mut Machine)) -> (Machine, Outcome) {
+    let mut m = Machine::new(code);
+    m.cpu.regs[6] = DATA;
+    setup(&mut m);
+    let out = m.run();
+    (m, out)
+}
+
+const FLDZ: [u8; 2] = [0xd9, 0xee];
+const FDIV_ST0_ST1: [u8; 2] = [0xd8, 0xf1];
+const FADD_ST0_ST0: [u8; 2] = [0xd8, 0xc0];
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+#[test]
+fn pending_exception_raises_mf_at_next_waiting_instruction() {
+    use harness::CODE;
+    // 0/0 with IE unmasked: ES and B set, the next waiting instruction raises #MF.
+    let p = cat(&[&FLDZ, &FLDZ, &FDIV_ST0_ST1, &FADD_ST0_ST0]);
+    let (m, out) = guest(&p, |m| m.cpu.fpu.fcw = 0x37e);
+    assert_eq!(
+        out,
+        Outcome::Fault {
+            rip: CODE + 6,
+            vector: 16
+        }
+    );
+    assert_eq!(m.cpu.fpu.fsw & 0x80ff, 0x8081);
+    assert_eq!(m.cpu.fpu.fsw >> 11 & 7, 6, "the faulting fdiv popped nothing");
+    assert_eq!(m.cpu.fpu.fip, CODE + 4, "FIP names the excepting fdiv");
+    assert_eq!(m.cpu.fpu.fop, 0x0f1);
+    // fwait also faults; the non-waiting fnstsw and fnclex do not.
+    let p = cat(&[&FLDZ, &FLDZ, &FDIV_ST0_ST1, &[0x9b]]);
+    assert_eq!(
+        guest(&p, |m| m.cpu.fpu.fcw = 0x37e).1,
+        Outcome::Fault {
+            rip: CODE + 6,
+            vector: 16
+        }
+    );
+    let p = cat(&[
+        &FLDZ,
+        &FLDZ,
+        &FDIV_ST0_ST1,
+        &[0xdf, 0xe0],
+        &[0xdb, 0xe2],
+        &FADD_ST0_ST0,
+        &[0x9b],
+    ]);
+    let (m, out) = guest(&p, |m| m.cpu.fpu.fcw = 0x37e);
+    assert_eq!(out, Outcome::End);
+    assert_eq!(m.cpu.regs[0] & 0xffff, 0xb081, "fnstsw ax: B, TOP 6, ES, IE");
+    assert_eq!(m.cpu.fpu.fsw & 0x80ff, 0);
+    // Masked: no fault; fldcw unmasking the flagged exception makes the next waiting instruction fault.
+    let mut p = cat(&[&FLDZ, &FLDZ, &FDIV_ST0_ST1, &[0xd9, 0x2e]]); // fldcw [rsi]
+    let fadd_at = p.len() as u64;
+    p.extend_from_slice(&FADD_ST0_ST0);
+    let (m, out) = guest(&p, |m| m.write_u64(DATA, 0x37e));
+    assert_eq!(
+        out,
+        Outcome::Fault {
+            rip: CODE + fadd_at,
+            vector: 16
+        }
+    );
+    assert_eq!(m.cpu.fpu.fsw & 0x80ff, 0x8081);
+}
+
+#[test]
+fn cr0_em_ts_mp_raise_nm() {
+    use harness::CODE;
+    let fld1 = [0xd9, 0xe8];
+    for (cr0_bits, code, expect) in [
+        (4u64, &fld1[..], Some(7)),      // EM
+        (8, &fld1[..], Some(7)),         // TS
+        (8, &[0x9b][..], None),          // wait: TS alone does not fault
+        (8 | 2, &[0x9b][..], Some(7)),   // wait: TS and MP
+        (4, &[0x9b][..], None),          // wait ignores EM
+        (8, &[0xdb, 0xe3][..], Some(7)), // fninit
+    ] {
+        let (_, out) = guest(code, |m| m.cpu.cr[0] |= cr0_bits);
+        let want = match expect {
+            Some(v) => Outcome::Fault { rip: CODE, vector: v },
+            None => Outcome::End,
+        };
+        assert_eq!(out, want, "cr0 {cr0_bits:#x} {code:02x?}");
+    }
+}
+
+#[test]
+fn faulting_memory_operand_leaves_x87_state_unchanged() {
+    use harness::CODE;
+    for code in [
+        &[0xdd, 0x1e][..], // fstp qword [rsi]
+        &[0xdd, 0x06][..], // fld qword [rsi]
+        &[0xdf, 0x3e][..], // fistp qword [rsi]
+        &[0xdd, 0x36][..], // fnsave [rsi]
+        &[0xd8, 0x06][..], // fadd dword [rsi]
+    ] {
+        let (m, out) = guest(code, |m| {
+            m.cpu.regs[6] = 0x10_0000; // outside guest memory
+            m.cpu.fpu.fsw = 0x3800; // TOP 7
+            m.cpu.fpu.ftw = 0x80;
+            m.cpu.fpu.regs[7][..10].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x3f]);
+        });
+        assert_eq!(out, Outcome::Fault { rip: CODE, vector: 14 }, "{code:02x?}");
+        assert_eq!(
+            (m.cpu.fpu.fsw, m.cpu.fpu.ftw, m.cpu.fpu.fcw),
+            (0x3800, 0x80, 0x37f),
+            "{code:02x?}"
+        );
+        assert_eq!((m.cpu.fpu.fip, m.cpu.fpu.fop), (0, 0), "{code:02x?}");
+    }
+}
+
+#[test]
+fn fnstenv_records_fop_fip_fdp_and_fnsave_frstor_round_trip() {
+    use harness::CODE;
+    // fld1; fadd dword [rsi+8]; fnstenv [rsi+0x40]
+    let p = cat(&[&[0xd9, 0xe8], &[0xd8, 0x46, 0x08], &[0xd9, 0x76, 0x40]]);
+    let (m, out) = guest(&p, |m| m.write_u64(DATA + 8, 0x3f80_0000));
+    assert_eq!(out, Outcome::End);
+    let w = |o: u64| m.read_u64(DATA + 0x40 + o) as u32;
+    assert_eq!(w(0), 0xffff_037f);
+    assert_eq!(w(4) & 0xffff, 0x3800);
+    assert_eq!(w(8), 0xffff_3fff, "tag: ST0 valid, the rest empty");
+    assert_eq!(w(12), (CODE + 2) as u32, "FIP");
+    assert_eq!(w(16) >> 16, 0x046, "FOP");
+    assert_eq!(w(20), (DATA + 8) as u32, "FDP");
+    assert_eq!(m.cpu.fpu.fcw, 0x37f | 0x3f, "fnstenv masks all exceptions");
+    // fnsave reinitializes; frstor brings back registers in ST order with TOP != 0.
+    let p = cat(&[&[0xdd, 0x36], &[0xd9, 0xe8], &[0xdd, 0x26]]); // fnsave [rsi]; fld1; frstor [rsi]
+    let (m, out) = guest(&p, |m| {
+        m.cpu.fpu.fsw = 0x2800; // TOP 5
+        m.cpu.fpu.ftw = 0x60;
+        m.cpu.fpu.fcw = 0x0b7f;
+        m.cpu.fpu.regs[5][..10].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 0x88, 0x00, 0x40]);
+        m.cpu.fpu.regs[6][..10].copy_from_slice(&[0; 10]);
+    });
+    assert_eq!(out, Outcome::End);
+    assert_eq!((m.cpu.fpu.fsw, m.cpu.fpu.ftw, m.cpu.fpu.fcw), (0x2800, 0x60, 0x0b7f));
+    assert_eq!(m.cpu.fpu.regs[5][..10], [1, 2, 3, 4, 5, 6, 7, 0x88, 0x00, 0x40]);
+    assert_eq!(m.read_u64(DATA + 28), 0x8807_0605_0403_0201, "ST0 first in the image");
+    assert_eq!(
+        m.read_u64(DATA + 8) as u16,
+        0xd3ff,
+        "tags: 5 valid, 6 zero, others empty"
+    );
+}
+
+#[test]
+fn sixteen_bit_and_real_mode_environment_layouts() {
+    use rqemu_target_i386::TbFlags;
+    // 16-bit code: fnstenv [si] (14-byte real-mode image), then o32 fnstenv [si+0x20] (28 bytes).
+    let p = cat(&[&[0xd9, 0xe8], &[0xd9, 0x34], &[0x66, 0xd9, 0x74, 0x20]]);
+    let mut m = Machine::new(&p);
+    m.flags = TbFlags::real16();
+    m.cpu.regs[6] = DATA;
+    m.cpu.segs[rqemu_target_i386::cpu::seg::CS].selector = 0x10; // FIP is linear: CS * 16 + IP
+    m.cpu.fpu.fcw = 0x37e; // exceptions masked by the first fnstenv
+    assert_eq!(m.run(), Outcome::End);
+    let b = |o: u64| m.read_u64(DATA + o);
+    assert_eq!(b(0) & 0xffff_ffff_ffff, 0x3fff_3800_037e);
+    assert_eq!(b(6) as u16, 0x1100, "IP of fld1 (linear, 16 bits)");
+    assert_eq!(b(8) as u16 & 0x7ff, 0x1e8, "FOP");
+    assert_eq!(b(0x20) as u32, 0xffff_037f);
+    assert_eq!(b(0x2c) as u32, 0xffff_1100, "FIP bits 0..15");
+    assert_eq!(b(0x30) as u32, 0x1e8, "FOP, FIP bits 16..31 = 0");
+}
