@@ -13,7 +13,9 @@
 //! - [`paging`]: the page-table walker;
 //! - [`dump`]: the register dump, `IN:` listing and exception line of `-d cpu,in_asm,int`.
 //!
-//! What is not here yet: task switches, VME, x87/SSE arithmetic.
+//! - [`fpu_helper`]: the x87 FPU's instruction bodies (on the `rqemu-fpu` soft-float crate).
+//!
+//! What is not here yet: task switches, VME, SSE arithmetic, the x87 transcendentals.
 
 pub mod bench;
 pub mod cc;

@@ -3,7 +3,7 @@
 //!
 //! Files: `operand.rs` (registers with x86's partial-write rules, effective addresses, loads and stores),
 //! `flags.rs` (lazy flags: setting them, and the gen_prepare_cc fast path), `alu.rs`, `muldiv.rs`, `bits.rs`,
-//! `mov.rs`, `string.rs`, `stack.rs`, `branch.rs`, `system.rs`, `bmi.rs` (one instruction family each).
+//! `mov.rs`, `string.rs`, `stack.rs`, `branch.rs`, `system.rs`, `bmi.rs`, `x87.rs` (one instruction family each).
 //!
 //! # Conventions
 //! - **PCs** are `rip` values (offsets in CS); code is fetched at `cs_base + rip`. In 64-bit mode CS's base is 0.
@@ -51,7 +51,11 @@
 //!   registers, lds/les/lfs/lgs/lss, far jmp/call (ptr16:16/32, m16:16/32/64), retf (imm16),
 //!   iret/iretd/iretq, lar/lsl/verr/verw; cli, sti (interrupt shadow), hlt;
 //! - SSE/SSE2 moves (`sse_moves.rs`): movd, movq, movdqa/movdqu, movaps/movups, movapd/movupd, pxor/xorps/xorpd;
-//! - x87/SSE control state (`x87_state.rs`): fninit, fnstcw/fldcw, fnstsw, wait, ldmxcsr/stmxcsr, fxsave/fxrstor.
+//! - x87/SSE control state (`x87_state.rs`): fnstcw/fldcw, fnstsw, ldmxcsr/stmxcsr, fxsave/fxrstor;
+//! - the x87 FPU (`x87.rs`, bodies in `crate::fpu_helper`): loads, stores, integer and BCD conversions, fxch,
+//!   fcmovcc, constants, arithmetic in every form, fsqrt/fabs/fchs/frndint/fscale/fxtract/fprem/fprem1, compares
+//!   (fcom*, fucom*, ficom*, fcomi*, ftst, fxam), ffree(p), fincstp/fdecstp, fnop, fninit, fnclex, fnstenv/fldenv,
+//!   fnsave/frstor, wait; the transcendentals (fsin, fcos, fsincos, fptan, fpatan, f2xm1, fyl2x, fyl2xp1) are #UD.
 //!
 //! Everything else (and any operand that is not a general-purpose register, memory or immediate, outside the
 //! segment-register forms above) raises #UD.

@@ -1,13 +1,14 @@
-//! x87/SSE control state without x87 arithmetic: fninit, fnstcw/fldcw, fnstsw (m16 and ax), ldmxcsr/stmxcsr
+//! x87/SSE control state without x87 arithmetic: fnstcw/fldcw, fnstsw (m16 and ax), ldmxcsr/stmxcsr
 //! and fxsave/fxrstor (and their REX.W forms fxsave64/fxrstor64), on [`crate::cpu::FpuState`],
 //! [`crate::cpu::X86CpuState::mxcsr`] and the XMM registers.
 //!
-//! fxsave/fxrstor are generated as IR (loads from `env` and guest stores, or guest loads then stores to `env`),
-//! so faults are precise: the area must be 16-byte aligned (#GP(0)); fxrstor loads the whole area before it
+//! fxsave/fxrstor are generated as IR (loads from `env` and guest stores, or guest loads then stores to `env`;
+//! the `x87` helper builds fxsave's first 160 bytes in `fp_scratch` and rotates fxrstor's ST-ordered registers
+//! into physical order), so faults are precise: the area must be 16-byte aligned (#GP(0)); fxrstor loads the whole area before it
 //! changes any state, and a reserved MXCSR bit raises #GP(0) with nothing changed. fxsave writes bytes 0..416
 //! (header, MXCSR, MXCSR_MASK, ST0-7, XMM0-15) in ascending order; a page fault part-way leaves the earlier
 //! bytes written. Bytes 416..512 are not written, as on hardware. The pending-exception checks of the x87
-//! (the wait forms fstcw/fstsw check for unmasked exceptions first) are not modelled: there are none.
+//! (#NM, and #MF for the waiting forms and fldcw) are the `x87` helper's CHECK call ([`crate::fpu_helper`]).
 
 use core::mem::offset_of;
 
