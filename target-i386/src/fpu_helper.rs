@@ -23,6 +23,7 @@ use rqemu_fpu::{
 };
 
 use crate::cpu::{excp, X86CpuState};
+use crate::fpu_trans::{self, Big};
 
 /// Helper operation numbers (first argument of the `x87` helper).
 pub mod op {
@@ -130,6 +131,22 @@ pub mod misc {
     pub const FNINIT: u32 = 17;
     /// After fldcw: ES and B follow the exception bits the new masks leave unmasked.
     pub const SYNC_ES: u32 = 18;
+    /// fsin
+    pub const FSIN: u32 = 19;
+    /// fcos
+    pub const FCOS: u32 = 20;
+    /// fsincos
+    pub const FSINCOS: u32 = 21;
+    /// fptan
+    pub const FPTAN: u32 = 22;
+    /// fpatan
+    pub const FPATAN: u32 = 23;
+    /// f2xm1
+    pub const F2XM1: u32 = 24;
+    /// fyl2x
+    pub const FYL2X: u32 = 25;
+    /// fyl2xp1
+    pub const FYL2XP1: u32 = 26;
 }
 
 // FSW bits.
@@ -927,6 +944,9 @@ fn misc_op(cpu: &mut X86CpuState, a: u32, i: u32, c: u32) {
         misc::FSCALE => fscale(cpu),
         misc::FXTRACT => fxtract(cpu),
         misc::FPREM | misc::FPREM1 => fprem(cpu, a == misc::FPREM1),
+        misc::FSIN | misc::FCOS | misc::FSINCOS | misc::FPTAN => trig(cpu, a),
+        misc::F2XM1 => f2xm1(cpu),
+        misc::FPATAN | misc::FYL2X | misc::FYL2XP1 => two_operand_transcendental(cpu, a),
         _ => cpu.raise(excp::UD, 0),
     }
 }
@@ -1617,5 +1637,366 @@ fn fx_op(cpu: &mut X86CpuState, a: u32, rex_w: u32) {
         for (i, r) in old.iter().enumerate() {
             cpu.fpu.regs[(t + i) & 7] = *r;
         }
+    }
+}
+
+// ---- transcendentals (arithmetic in `fpu_trans`) ----
+
+/// Rounds `b` to extended precision under RC, with C1 = rounded away from zero; flags into `flags`.
+fn round_big(cpu: &X86CpuState, b: Big, flags: &mut u16) -> (F80, bool) {
+    let rc = RoundingMode::from_rc(u32::from(cpu.fpu.fcw >> 10));
+    let mut s = FloatStatus::default();
+    let v = fpu_trans::round(b, rc, &mut s);
+    let mut z = FloatStatus::default();
+    let t = fpu_trans::round(b, RoundingMode::TowardZero, &mut z);
+    // Transcendental results are never exact (the exact cases are handled before): always inexact.
+    *flags |= u16::from(s.flags) | PE;
+    (v, v != t)
+}
+
+/// The shared prologue of one-operand results: stack checks, then NaN/invalid/infinity answers. Returns the
+/// operand when the caller must compute.
+fn trig(cpu: &mut X86CpuState, a: u32) {
+    let pushes = a == misc::FSINCOS || a == misc::FPTAN;
+    set_c1(cpu, false);
+    cpu.fpu.fsw &= !C2;
+    if empty(cpu, 0) || (pushes && !empty(cpu, 7)) {
+        if stack_fault(cpu, !empty(cpu, 0)) {
+            return;
+        }
+        set_st(cpu, 0, F80::DEFAULT_NAN);
+        if pushes {
+            push(cpu, F80::DEFAULT_NAN);
+        }
+        return;
+    }
+    let x = st(cpu, 0);
+    let e = x.se & 0x7fff;
+    let mut s = status(cpu);
+    let special = if f80_is_invalid_encoding(x) || (e == 0x7fff && x.mant << 1 == 0) {
+        s.flags |= IE as u8;
+        Some((F80::DEFAULT_NAN, F80::DEFAULT_NAN))
+    } else if f80_is_nan(x) {
+        let q = f80_add(x, x, &mut s);
+        Some((q, q))
+    } else if e >= 16383 + 63 {
+        // Out of range: C2 set, operand unchanged.
+        cpu.fpu.fsw |= C2;
+        return;
+    } else {
+        if f80_is_denormal(x) {
+            s.flags |= DE as u8;
+        }
+        if x.mant == 0 {
+            let one = F80 {
+                mant: 1 << 63,
+                se: 0x3fff,
+            };
+            Some(match a {
+                misc::FSIN => (x, x),
+                misc::FCOS => (one, one),
+                misc::FSINCOS => (x, one),
+                _ => (x, one),
+            })
+        } else {
+            None
+        }
+    };
+    let mut flags = u16::from(s.flags);
+    let (r0, r1, up) = match special {
+        Some((r0, r1)) => (r0, r1, false),
+        None => {
+            let b = Big::from_f80(x);
+            let (sn, cs) = fpu_trans::sin_cos(b);
+            match a {
+                misc::FSIN => {
+                    let (v, up) = round_big(cpu, sn, &mut flags);
+                    (v, v, up)
+                }
+                misc::FCOS => {
+                    let (v, up) = round_big(cpu, cs, &mut flags);
+                    (v, v, up)
+                }
+                misc::FSINCOS => {
+                    // C1 follows the sine's rounding (measured on the host).
+                    let (v0, up) = round_big(cpu, sn, &mut flags);
+                    let (v1, _) = round_big(cpu, cs, &mut flags);
+                    (v0, v1, up)
+                }
+                _ => {
+                    let (v, up) = round_big(cpu, sn.div(cs), &mut flags);
+                    (
+                        v,
+                        F80 {
+                            mant: 1 << 63,
+                            se: 0x3fff,
+                        },
+                        up,
+                    )
+                }
+            }
+        }
+    };
+    let o = Outcome { value: r0, flags, up };
+    if !commit_flags(cpu, &o) {
+        return;
+    }
+    match a {
+        misc::FSINCOS => {
+            set_st(cpu, 0, r0);
+            push(cpu, r1);
+        }
+        misc::FPTAN => {
+            set_st(cpu, 0, r0);
+            push(cpu, r1);
+        }
+        _ => set_st(cpu, 0, r0),
+    }
+}
+
+fn f2xm1(cpu: &mut X86CpuState) {
+    set_c1(cpu, false);
+    if empty(cpu, 0) {
+        if stack_fault(cpu, false) {
+            return;
+        }
+        set_st(cpu, 0, F80::DEFAULT_NAN);
+        return;
+    }
+    let x = st(cpu, 0);
+    let e = x.se & 0x7fff;
+    let neg = x.se & 0x8000 != 0;
+    let mut s = status(cpu);
+    let special = if f80_is_invalid_encoding(x) {
+        s.flags |= IE as u8;
+        Some(F80::DEFAULT_NAN)
+    } else if f80_is_nan(x) {
+        Some(f80_add(x, x, &mut s))
+    } else if e == 0x7fff {
+        Some(if neg {
+            F80 {
+                mant: 1 << 63,
+                se: 0xbfff,
+            }
+        } else {
+            x
+        })
+    } else {
+        if f80_is_denormal(x) {
+            s.flags |= DE as u8;
+        }
+        if x.mant == 0 {
+            Some(x)
+        } else if e > 16383 {
+            // |x| >= 2, outside the defined range [-1, 1]: the host returns the operand, reporting precision.
+            s.flags |= PE as u8;
+            Some(x)
+        } else if x.mant == 1 << 63 && e == 16383 && neg {
+            // 2^-1 - 1 = -0.5 exactly (still reported inexact, as the host does).
+            s.flags |= PE as u8;
+            Some(F80 {
+                mant: 1 << 63,
+                se: 0xbffe,
+            })
+        } else {
+            None
+        }
+    };
+    let mut flags = u16::from(s.flags);
+    let (v, up) = match special {
+        Some(v) => (v, false),
+        // 2^1 - 1: the host's value lies just below 1 (1 with C1 to nearest or up, the largest value below 1
+        // down or toward zero).
+        None if x.mant == 1 << 63 && x.se == 0x3fff => {
+            round_big(cpu, Big::int(1).sub(Big::int(1).scale(-100)), &mut flags)
+        }
+        None => round_big(cpu, fpu_trans::exp2m1(Big::from_f80(x)), &mut flags),
+    };
+    let o = Outcome { value: v, flags, up };
+    if commit_flags(cpu, &o) {
+        set_st(cpu, 0, v);
+    }
+}
+
+/// `±b` rounded (the constant answers of fpatan); C1 (rounded up) lands in `flags` as the C1 bit.
+fn signed_round(cpu: &X86CpuState, b: Big, neg: bool, flags: &mut u16) -> F80 {
+    let (v, up) = round_big(cpu, if neg { b.mul(Big::int(-1)) } else { b }, flags);
+    if up {
+        *flags |= C1;
+    }
+    v
+}
+
+fn inf(neg: bool) -> F80 {
+    F80 {
+        mant: 1 << 63,
+        se: if neg { 0xffff } else { 0x7fff },
+    }
+}
+
+fn zero(neg: bool) -> F80 {
+    F80 {
+        mant: 0,
+        se: if neg { 0x8000 } else { 0 },
+    }
+}
+
+/// fpatan, fyl2x, fyl2xp1: ST(1) = f(ST(1), ST(0)), then pop.
+fn two_operand_transcendental(cpu: &mut X86CpuState, a: u32) {
+    set_c1(cpu, false);
+    if empty(cpu, 0) || empty(cpu, 1) {
+        if stack_fault(cpu, false) {
+            return;
+        }
+        set_st(cpu, 1, F80::DEFAULT_NAN);
+        pop(cpu);
+        return;
+    }
+    let x = st(cpu, 0);
+    let y = st(cpu, 1);
+    let mut s = status(cpu);
+    let cls = |v: F80| -> (bool, bool, bool) {
+        let e = v.se & 0x7fff;
+        (v.se & 0x8000 != 0, e == 0x7fff, v.mant == 0)
+    };
+    let (xn, xinf, xz) = cls(x);
+    let (yn, yinf, yz) = cls(y);
+    let mut const_up = false;
+    let special: Option<F80> = if f80_is_invalid_encoding(x) || f80_is_invalid_encoding(y) {
+        s.flags |= IE as u8;
+        Some(F80::DEFAULT_NAN)
+    } else if f80_is_nan(x) || f80_is_nan(y) {
+        Some(f80_add(x, y, &mut s))
+    } else {
+        if f80_is_denormal(x) || f80_is_denormal(y) {
+            s.flags |= DE as u8;
+        }
+        match a {
+            misc::FPATAN => {
+                let pi = fpu_trans::pi();
+                let mut f = 0u16;
+                let r = if yz && !xinf {
+                    // atan2(±0, x): ±0 for x > 0 or +0, ±pi for x < 0 or -0.
+                    Some(if xn {
+                        signed_round(cpu, pi, yn, &mut f)
+                    } else {
+                        zero(yn)
+                    })
+                } else if yinf {
+                    let q = if !xinf {
+                        pi.scale(-1)
+                    } else if xn {
+                        pi.mul(Big::int(3)).scale(-2)
+                    } else {
+                        pi.scale(-2)
+                    };
+                    Some(signed_round(cpu, q, yn, &mut f))
+                } else if xinf {
+                    // finite y: ±pi or ±0.
+                    Some(if xn {
+                        signed_round(cpu, pi, yn, &mut f)
+                    } else {
+                        zero(yn)
+                    })
+                } else if xz {
+                    Some(signed_round(cpu, pi.scale(-1), yn, &mut f))
+                } else {
+                    None
+                };
+                s.flags |= f as u8;
+                const_up = f & C1 != 0;
+                r
+            }
+            misc::FYL2X => {
+                if xn && !xz {
+                    s.flags |= IE as u8;
+                    Some(F80::DEFAULT_NAN)
+                } else if xz {
+                    if yz {
+                        s.flags |= IE as u8;
+                        Some(F80::DEFAULT_NAN)
+                    } else {
+                        if !yinf {
+                            s.flags |= ZE as u8;
+                        }
+                        Some(inf(!yn))
+                    }
+                } else if xinf {
+                    if yz {
+                        s.flags |= IE as u8;
+                        Some(F80::DEFAULT_NAN)
+                    } else {
+                        Some(inf(yn))
+                    }
+                } else if x.mant == 1 << 63 && x.se == 0x3fff {
+                    // log2(1) = +0
+                    if yinf {
+                        s.flags |= IE as u8;
+                        Some(F80::DEFAULT_NAN)
+                    } else {
+                        Some(zero(yn))
+                    }
+                } else if yinf || yz {
+                    let below_one = (x.se & 0x7fff) < 0x3fff;
+                    Some(if yinf {
+                        inf(yn ^ below_one)
+                    } else {
+                        zero(yn ^ below_one)
+                    })
+                } else {
+                    None
+                }
+            }
+            _ => {
+                // fyl2xp1: log2(1 + x), x > -1.
+                let minus_one_or_less = xn && !xz && (xinf || (x.se & 0x7fff) >= 0x3fff);
+                if minus_one_or_less && xinf {
+                    s.flags |= IE as u8;
+                    Some(F80::DEFAULT_NAN)
+                } else if (yinf || yz) && !xz && !xinf {
+                    Some(if yinf { inf(yn ^ xn) } else { zero(yn ^ xn) })
+                } else if minus_one_or_less {
+                    // Outside the domain the host returns x, reporting precision.
+                    s.flags |= PE as u8;
+                    Some(x)
+                } else if xz {
+                    if yinf {
+                        s.flags |= IE as u8;
+                        Some(F80::DEFAULT_NAN)
+                    } else {
+                        Some(zero(xn ^ yn))
+                    }
+                } else if xinf {
+                    if yz {
+                        s.flags |= IE as u8;
+                        Some(F80::DEFAULT_NAN)
+                    } else {
+                        Some(inf(yn))
+                    }
+                } else if yinf || yz {
+                    Some(if yinf { inf(yn ^ xn) } else { zero(yn ^ xn) })
+                } else {
+                    None
+                }
+            }
+        }
+    };
+    let mut flags = u16::from(s.flags);
+    let (v, up) = match special {
+        Some(v) => (v, const_up),
+        None => {
+            let (bx, by) = (Big::from_f80(x), Big::from_f80(y));
+            let r = match a {
+                misc::FPATAN => fpu_trans::atan2(by, bx),
+                misc::FYL2X => by.mul(fpu_trans::log2(bx)),
+                _ => by.mul(fpu_trans::log2_1p(bx)),
+            };
+            round_big(cpu, r, &mut flags)
+        }
+    };
+    let o = Outcome { value: v, flags, up };
+    if commit_flags(cpu, &o) {
+        set_st(cpu, 1, v);
+        pop(cpu);
     }
 }

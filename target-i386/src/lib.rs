@@ -25,6 +25,7 @@ pub mod desc;
 pub mod dump;
 pub mod excp_helper;
 pub mod fpu_helper;
+mod fpu_trans;
 pub mod machine;
 pub mod paging;
 pub mod seg_helper;

@@ -336,7 +336,7 @@ fn unimplemented_instructions_raise_ud() {
         &[0x0f, 0x58, 0xc1], // addps xmm0, xmm1 (SSE arithmetic: not yet)
         &[0x0f, 0x6f, 0xc1], // movq mm0, mm1 (MMX)
         &[0x0f, 0xef, 0xc1], // pxor mm0, mm1 (MMX)
-        &[0xd9, 0xfe],       // fsin (x87 transcendental: not yet)
+        &[0x0f, 0xae, 0x20], // xsave [rax] (the xsave family: not yet)
         &[0x8e, 0xc8],       // mov cs, eax (never valid)
         &[0xf0, 0x01, 0xc0], // lock add eax, eax (invalid encoding)
         &[0x06],             // push es (invalid in 64-bit mode)

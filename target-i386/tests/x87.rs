@@ -650,3 +650,163 @@ fn sixteen_bit_and_real_mode_environment_layouts() {
     assert_eq!(b(0x2c) as u32, 0xffff_1100, "FIP bits 0..15");
     assert_eq!(b(0x30) as u32, 0x1e8, "FOP, FIP bits 16..31 = 0");
 }
+
+// ---- transcendentals: within 1 ulp of the host ----
+
+/// Distance in ulps between two 80-bit encodings (large for different signs or classes).
+fn ulps(a: &[u8; 10], b: &[u8; 10]) -> u128 {
+    let key = |r: &[u8; 10]| {
+        let m = u64::from_le_bytes(r[..8].try_into().unwrap());
+        let se = u16::from_le_bytes([r[8], r[9]]);
+        ((se & 0x8000) != 0, u128::from(se & 0x7fff) << 64 | u128::from(m))
+    };
+    let (sa, ka) = key(a);
+    let (sb, kb) = key(b);
+    if sa != sb {
+        return if ka == 0 && kb == 0 { 0 } else { u128::MAX };
+    }
+    // Across an exponent boundary the significand jumps from 0xffff.. to 0x8000..: count that step as 1.
+    let norm = |k: u128| (k >> 64) * (1u128 << 63) + (k & u128::from(u64::MAX)) - ((k >> 64).min(1) << 63);
+    norm(ka).abs_diff(norm(kb))
+}
+
+/// A finite value with biased exponent in `lo..=hi` and the given sign (random when None).
+fn ranged(r: &mut Rng, lo: u16, hi: u16, neg: Option<bool>) -> [u8; 10] {
+    let e = lo + r.below(u64::from(hi - lo) + 1) as u16;
+    let m = 1u64 << 63 | r.next() >> 1;
+    let s = neg.unwrap_or(r.chance(2));
+    let se = e | if s { 0x8000 } else { 0 };
+    let mut b = [0u8; 10];
+    b[..8].copy_from_slice(&m.to_le_bytes());
+    b[8..].copy_from_slice(&se.to_le_bytes());
+    b
+}
+
+/// Makes (ST(0), ST(1)).
+type Operands = dyn Fn(&mut Rng) -> ([u8; 10], [u8; 10]);
+
+fn check_transcendental(c: &Case, n: usize, seed: u64, gen: &Operands) {
+    let mut r = Rng(seed);
+    let mut worst = 0u128;
+    let mut failures = Vec::new();
+    for _ in 0..n {
+        let (mut s, _) = random_state(&mut r);
+        s.fcw = 0x37f | (r.below(4) as u16) << 10 | (r.below(4) as u16) << 8;
+        s.fsw &= !0x3f;
+        s.ftw = 0x7f; // ST(7) of TOP 0 empty: fsincos/fptan can push
+        s.fsw &= !0x3800;
+        let (x, y) = gen(&mut r);
+        s.regs[0] = x;
+        s.regs[1] = y;
+        let h = run_host(c, &s);
+        let g = run_guest(c, &s).expect("runs");
+        let mut d = 0;
+        for p in 0..8 {
+            d = d.max(ulps(&h.regs[p], &g.regs[p]));
+        }
+        worst = worst.max(d);
+        // C1 (rounded up) refers to each implementation's own unrounded value: not compared.
+        if (d > 1 || (h.fsw | 0x200) != (g.fsw | 0x200) || h.ftw != g.ftw) && failures.len() < 3 {
+            failures.push(format!(
+                "{}:\n  in   {}\n  host {}\n  rq   {}",
+                c.name,
+                show(&s),
+                show(&h),
+                show(&g)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(worst <= 1, "{}: {worst} ulps", c.name);
+}
+
+#[test]
+fn transcendentals_within_one_ulp() {
+    let n = 400;
+    let one_arg = |lo: u16, hi: u16| move |r: &mut Rng| (ranged(r, lo, hi, None), ranged(r, 0x3fff, 0x3fff, None));
+    // Moderate arguments: fsin/fcos/fptan reduce by pi/2, where hardware's pi is short for huge ones.
+    let trig = one_arg(0x3fff - 30, 0x3fff + 6);
+    check_transcendental(&case!("fsin", 0xd9, 0xfe), n, 1, &trig);
+    check_transcendental(&case!("fcos", 0xd9, 0xff), n, 2, &trig);
+    check_transcendental(&case!("fsincos", 0xd9, 0xfb), n, 3, &trig);
+    check_transcendental(&case!("fptan", 0xd9, 0xf2), n, 4, &trig);
+    check_transcendental(&case!("f2xm1", 0xd9, 0xf0), n, 5, &one_arg(0x3fff - 40, 0x3ffe));
+    let pos = |r: &mut Rng| {
+        (
+            ranged(r, 0x3fff - 200, 0x3fff + 200, Some(false)),
+            ranged(r, 0x3fff - 50, 0x3fff + 50, None),
+        )
+    };
+    check_transcendental(&case!("fyl2x", 0xd9, 0xf1), n, 6, &pos);
+    let small = |r: &mut Rng| {
+        (
+            ranged(r, 0x3fff - 60, 0x3ffd, None),
+            ranged(r, 0x3fff - 50, 0x3fff + 50, None),
+        )
+    };
+    check_transcendental(&case!("fyl2xp1", 0xd9, 0xf9), n, 7, &small);
+    let any = |r: &mut Rng| {
+        (
+            ranged(r, 0x3fff - 100, 0x3fff + 100, None),
+            ranged(r, 0x3fff - 100, 0x3fff + 100, None),
+        )
+    };
+    check_transcendental(&case!("fpatan", 0xd9, 0xf3), n, 8, &any);
+}
+
+#[test]
+fn transcendental_special_cases_exact() {
+    // Zeros, infinities, NaNs, empty registers and out-of-range arguments: bit-exact with the host.
+    let cases = [
+        case!("fsin", 0xd9, 0xfe),
+        case!("fcos", 0xd9, 0xff),
+        case!("fsincos", 0xd9, 0xfb),
+        case!("fptan", 0xd9, 0xf2),
+        case!("f2xm1", 0xd9, 0xf0),
+        case!("fyl2x", 0xd9, 0xf1),
+        case!("fyl2xp1", 0xd9, 0xf9),
+        case!("fpatan", 0xd9, 0xf3),
+    ];
+    let mut r = Rng(0x4242);
+    let mut failures = Vec::new();
+    for c in &cases {
+        for _ in 0..300 {
+            let (mut s, _) = random_state(&mut r);
+            let top = usize::from(s.fsw >> 11) & 7;
+            // Only special operands in ST(0) and ST(1).
+            for i in 0..2 {
+                let (m, se): (u64, u16) = match r.below(6) {
+                    0 => (0, 0),
+                    1 => (1 << 63, 0x7fff),
+                    2 => (0xc000_0000_0000_0001, 0x7fff),
+                    3 => (0xa000_0000_0000_0000, 0x7fff),
+                    4 => (1 << 63 | r.next(), 0x3fff + 63 + r.below(100) as u16),
+                    _ => (1 << 63, 0x3fff),
+                };
+                let se = se | if r.chance(2) { 0x8000 } else { 0 };
+                let p = (top + i) & 7;
+                s.regs[p][..8].copy_from_slice(&m.to_le_bytes());
+                s.regs[p][8..].copy_from_slice(&se.to_le_bytes());
+            }
+            let h = run_host(c, &s);
+            let g = run_guest(c, &s).expect("runs");
+            // Large finite operands are computed: within 1 ulp there, C1 then not compared.
+            let d = (0..8).map(|p| ulps(&h.regs[p], &g.regs[p])).max().unwrap_or(0);
+            let same = if d == 0 {
+                h == g
+            } else {
+                d == 1 && (h.fsw | 0x200) == (g.fsw | 0x200) && h.ftw == g.ftw
+            };
+            if !same && failures.len() < 6 {
+                failures.push(format!(
+                    "{}:\n  in   {}\n  host {}\n  rq   {}",
+                    c.name,
+                    show(&s),
+                    show(&h),
+                    show(&g)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

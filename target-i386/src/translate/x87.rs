@@ -273,6 +273,14 @@ impl DisasContext<'_> {
             M::Fxtract => p.a = misc::FXTRACT,
             M::Fprem => p.a = misc::FPREM,
             M::Fprem1 => p.a = misc::FPREM1,
+            M::Fsin => p.a = misc::FSIN,
+            M::Fcos => p.a = misc::FCOS,
+            M::Fsincos => p.a = misc::FSINCOS,
+            M::Fptan => p.a = misc::FPTAN,
+            M::Fpatan => p.a = misc::FPATAN,
+            M::F2xm1 => p.a = misc::F2XM1,
+            M::Fyl2x => p.a = misc::FYL2X,
+            M::Fyl2xp1 => p.a = misc::FYL2XP1,
             M::Fnclex | M::Fclex => {
                 p.check = if m == M::Fnclex { 2 } else { 0 };
                 p.note = false;
