@@ -6,7 +6,7 @@
 //!
 //! | leaf | register | bit | feature | why it is true |
 //! |---|---|---|---|---|
-//! | 1 | edx | 0 | FPU | the x87 FPU (`translate/x87.rs`, `fpu_helper.rs`; transcendentals excepted: #UD) |
+//! | 1 | edx | 0 | FPU | the x87 FPU (`translate/x87.rs`, `fpu_helper.rs`, `fpu_trans.rs`) |
 //! | 1 | edx | 24 | FXSR | fxsave/fxrstor (`translate/x87_state.rs`) |
 //! | 1 | edx | 15 | CMOV | cmovcc is translated (and fcmovcc, with FPU) |
 //! | 1 | edx | 8 | CX8 | cmpxchg8b is translated |

@@ -5,8 +5,10 @@
 //! control word's rounding mode (precision control does not apply to these instructions). The evaluation error
 //! is far below 2^-100 relative, so the result is the correctly rounded one except when the exact value lies
 //! within that distance of a rounding boundary; against the host CPU, whose microcode is not correctly rounded,
-//! results agree within 1 ulp (see `tests/x87.rs`). fsin/fcos/fsincos/fptan reduce their argument with a
-//! 256-bit 2/pi, i.e. exactly, where hardware uses a shorter pi: for large arguments the host's results differ.
+//! results agree within 1 ulp (see `tests/x87.rs`: 97-99.8% are identical, none is further than 1 ulp).
+//! fsin/fcos/fsincos/fptan reduce their argument as the x87 does: the quotient q = round(x / (pi/2)) (found
+//! with a 256-bit 2/pi), the remainder x - q * P against P = pi/2 rounded to 66 bits, exactly. This matches
+//! the host over the whole domain |x| < 2^63, where an exact reduction would differ by many ulps for large x.
 
 use rqemu_fpu::{f80_add, FloatStatus, RoundingMode, F80};
 
@@ -14,8 +16,11 @@ use rqemu_fpu::{f80_add, FloatStatus, RoundingMode, F80};
 /// or zero (`m == 0`), with a sign.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Big {
+    /// Sign.
     pub neg: bool,
+    /// Exponent of the leading bit.
     pub e: i32,
+    /// Significand, normalized (or 0).
     pub m: u128,
 }
 
@@ -70,6 +75,7 @@ impl Big {
         Big { neg: false, ..self }
     }
 
+    /// `self * 2^n`.
     pub fn scale(self, n: i32) -> Big {
         if self.is_zero() {
             self
@@ -78,6 +84,7 @@ impl Big {
         }
     }
 
+    /// Product, truncated to 128 bits.
     pub fn mul(self, b: Big) -> Big {
         if self.is_zero() || b.is_zero() {
             return Big {
@@ -89,6 +96,7 @@ impl Big {
         Big::norm(self.neg ^ b.neg, self.e + b.e + 1, hi)
     }
 
+    /// Sum, truncated to 128 bits (one guard bit).
     pub fn add(self, b: Big) -> Big {
         if self.is_zero() {
             return b;
@@ -110,10 +118,12 @@ impl Big {
         }
     }
 
+    /// Difference.
     pub fn sub(self, b: Big) -> Big {
         self.add(b.neg())
     }
 
+    /// Quotient by long division (128 quotient bits).
     pub fn div(self, b: Big) -> Big {
         if self.is_zero() || b.is_zero() {
             return Big {
@@ -138,6 +148,7 @@ impl Big {
         Big::norm(self.neg ^ b.neg, self.e - b.e, q)
     }
 
+    /// Square root of a non-negative value (Newton).
     pub fn sqrt(self) -> Big {
         if self.is_zero() {
             return self;
@@ -208,7 +219,7 @@ impl Big {
     }
 }
 
-/// pi/4, ln 2 and 2/pi with 256 bits (big-endian words).
+/// 2/pi with 256 fraction bits (big-endian words).
 const TWO_OVER_PI: [u64; 4] = [
     0xa2f9_836e_4e44_1529,
     0xfc27_57d1_f534_ddc0,

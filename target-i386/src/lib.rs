@@ -15,7 +15,7 @@
 //!
 //! - [`fpu_helper`]: the x87 FPU's instruction bodies (on the `rqemu-fpu` soft-float crate).
 //!
-//! What is not here yet: task switches, VME, SSE arithmetic, the x87 transcendentals.
+//! What is not here yet: task switches, VME, SSE arithmetic.
 
 pub mod bench;
 pub mod cc;
