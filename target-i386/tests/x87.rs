@@ -813,3 +813,20 @@ fn transcendental_special_cases_exact() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn fop_and_fdp_bookkeeping_and_lock_ud() {
+    use harness::CODE;
+    // Measured on the host: FDP keeps the last memory operand across register instructions, and fxch,
+    // fincstp and ffree update FOP like the arithmetic does.
+    let p = cat(&[&[0xd9, 0x06], &[0xd9, 0xc8], &[0xd9, 0x76, 0x20]]); // fld dword [rsi]; fxch st0; fnstenv [rsi+0x20]
+    let (m, out) = guest(&p, |m| m.write_u64(DATA, 0x3f80_0000));
+    assert_eq!(out, Outcome::End);
+    let w = |o: u64| m.read_u64(DATA + 0x20 + o) as u32;
+    assert_eq!(w(16) >> 16, 0x1c8, "FOP of fxch");
+    assert_eq!(w(12), (CODE + 2) as u32, "FIP of fxch");
+    assert_eq!(w(20), DATA as u32, "FDP of the earlier fld");
+    // lock fld1: #UD.
+    let (_, out) = guest(&[0xf0, 0xd9, 0xe8], |_| {});
+    assert_eq!(out, Outcome::Fault { rip: CODE, vector: 6 });
+}

@@ -90,6 +90,8 @@ impl DisasContext<'_> {
     /// x87 instructions; `None` when the mnemonic is not one of them.
     pub(super) fn dispatch_x87(&mut self, f: &mut Func) -> Option<bool> {
         let plan = match self.x87_plan() {
+            // lock is never valid on an x87 instruction: #UD.
+            Some(Some(_)) if self.insn.has_lock_prefix() => return Some(false),
             Some(Some(p)) => p,
             Some(None) => return Some(false),
             None => return None,
