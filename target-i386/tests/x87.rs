@@ -473,6 +473,9 @@ fn control_and_environment() {
         case!("frstor", 0xdd, 0x26),
         case!("fldcw", 0xd9, 0x2e),
         case!("fnstcw", 0xd9, 0x3e),
+        case!("fneni", 0xdb, 0xe0),
+        case!("fndisi", 0xdb, 0xe1),
+        case!("fnsetpm", 0xdb, 0xe4),
     ];
     check(&cases, N, 0x7777_4321);
 }

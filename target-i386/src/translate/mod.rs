@@ -55,7 +55,7 @@
 //! - the x87 FPU (`x87.rs`, bodies in `crate::fpu_helper`): loads, stores, integer and BCD conversions, fxch,
 //!   fcmovcc, constants, arithmetic in every form, fsqrt/fabs/fchs/frndint/fscale/fxtract/fprem/fprem1, compares
 //!   (fcom*, fucom*, ficom*, fcomi*, ftst, fxam), ffree(p), fincstp/fdecstp, fnop, fninit, fnclex, fnstenv/fldenv,
-//!   fnsave/frstor, wait, and the transcendentals (fsin, fcos, fsincos, fptan, fpatan, f2xm1, fyl2x, fyl2xp1).
+//!   fnsave/frstor, wait, fneni/fndisi/fnsetpm (no-ops), and the transcendentals (fsin, fcos, fsincos, fptan, fpatan, f2xm1, fyl2x, fyl2xp1).
 //!
 //! Everything else (and any operand that is not a general-purpose register, memory or immediate, outside the
 //! segment-register forms above) raises #UD.

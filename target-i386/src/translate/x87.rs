@@ -266,6 +266,17 @@ impl DisasContext<'_> {
             M::Fincstp => p.a = misc::FINCSTP,
             M::Fdecstp => p.a = misc::FDECSTP,
             M::Fnop => p.a = misc::FNOP,
+            // The 8087/287 control instructions are no-ops on later FPUs (non-waiting forms; the F-forms wait).
+            M::Fneni | M::Fndisi | M::Fnsetpm | M::Feni | M::Fdisi | M::Fsetpm => {
+                p.check = if matches!(m, M::Fneni | M::Fndisi | M::Fnsetpm) {
+                    2
+                } else {
+                    0
+                };
+                p.note = false;
+                p.op = op::CHECK;
+                p.a = p.check;
+            }
             M::Fchs => p.a = misc::FCHS,
             M::Fabs => p.a = misc::FABS,
             M::Fsqrt => p.a = misc::FSQRT,
