@@ -91,6 +91,8 @@ pub mod excp {
     pub const GP: u32 = 13;
     /// Page fault.
     pub const PF: u32 = 14;
+    /// x87 floating-point error (an unmasked exception pending at a waiting instruction).
+    pub const MF: u32 = 16;
     /// Not an x86 vector: a store from generated code into the code of a running multi-instruction TB was
     /// refused; the loop re-runs the storing instruction alone (QEMU's `cpu_loop_exit_noexc` after
     /// `tb_invalidate_phys_page_fast` found the current TB modified). Never delivered to the guest.
@@ -210,6 +212,11 @@ pub struct FpuState {
     pub fip: u64,
     /// Last data pointer.
     pub fdp: u64,
+    /// Last instruction's CS selector (fnstenv/fnsave's FCS).
+    pub fcs: u16,
+    /// Last data operand's segment selector (fnstenv/fnsave's FDS).
+    pub fds: u16,
+    _pad2: [u8; 4],
 }
 
 impl Default for FpuState {
@@ -224,6 +231,9 @@ impl Default for FpuState {
             fop: 0,
             fip: 0,
             fdp: 0,
+            fcs: 0,
+            fds: 0,
+            _pad2: [0; 4],
         }
     }
 }
@@ -307,6 +317,10 @@ pub struct X86CpuState {
     /// here by generated code (precise faults) before the helper, which reads operands by state offset, runs.
     /// Not architectural.
     pub xmm_t0: u128,
+    /// Staging area of the x87 memory operands (`fpu_helper`): generated code loads an operand here before
+    /// the `x87` helper runs and stores a result from here after it, so faults happen with the x87 state
+    /// untouched. Up to the 108-byte fsave image and the first 160 bytes of the fxsave image.
+    pub fp_scratch: [u8; 160],
     /// The execution loop's exit word ([`rqemu_accel::CpuOps::exit_word_offset`]): low half counts TB starts
     /// down, high half nonzero requests an exit.
     pub exit_word: u32,
@@ -426,6 +440,7 @@ impl X86CpuState {
             _pad: 0,
             xmm: [0; 16],
             xmm_t0: 0,
+            fp_scratch: [0; 160],
             exit_word: 0,
             halted: 0,
             interrupt_shadow: 0,

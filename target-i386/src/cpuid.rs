@@ -6,7 +6,9 @@
 //!
 //! | leaf | register | bit | feature | why it is true |
 //! |---|---|---|---|---|
-//! | 1 | edx | 15 | CMOV | cmovcc is translated |
+//! | 1 | edx | 0 | FPU | the x87 FPU (`translate/x87.rs`, `fpu_helper.rs`, `fpu_trans.rs`) |
+//! | 1 | edx | 24 | FXSR | fxsave/fxrstor (`translate/x87_state.rs`) |
+//! | 1 | edx | 15 | CMOV | cmovcc is translated (and fcmovcc, with FPU) |
 //! | 1 | edx | 8 | CX8 | cmpxchg8b is translated |
 //! | 1 | edx | 4 | TSC | rdtsc is translated (CR4.TSD checked; IA32_TSC is an MSR) |
 //! | 1 | edx | 3 | PSE | 4 MiB pages in 32-bit paging (the walker; CR4.PSE accepted) |
@@ -38,7 +40,7 @@
 //! SSE4.1 (leaf 1 ecx bit 19) stays clear although its integer instructions are translated: roundps/pd/ss/sd
 //! and dpps/dppd (floating point) are not yet.
 //!
-//! Everything else reads as 0: no FPU, FXSR, SSE/SSE2, SSE3, SSE4.1 or AVX, no APIC (none is emulated), no MTRR (no
+//! Everything else reads as 0: no SSE/SSE2, SSE3, SSE4.1 or AVX, no APIC (none is emulated), no MTRR (no
 //! MTRR MSRs), no VME/DE/MCE/PCID, no hypervisor bit. Leaves 2..6
 //! read as 0. Leaves above the maxima (0x7 basic, 0x8000_0008 extended) return the highest basic leaf (subleaf
 //! as given), as Intel CPUs do.
@@ -59,6 +61,10 @@ pub struct CpuidResult {
 /// Vendor string, as returned in ebx, edx, ecx of leaf 0.
 pub const VENDOR: &[u8; 12] = b"RqemuTCG x86";
 
+/// Leaf 1 edx: x87 FPU on chip.
+pub const CPUID_1_EDX_FPU: u32 = 1 << 0;
+/// Leaf 1 edx: fxsave/fxrstor.
+pub const CPUID_1_EDX_FXSR: u32 = 1 << 24;
 /// Leaf 1 edx: CMOV.
 pub const CPUID_1_EDX_CMOV: u32 = 1 << 15;
 /// Leaf 1 edx: cmpxchg8b.
@@ -91,7 +97,9 @@ pub const CPUID_80000001_EDX_NX: u32 = 1 << 20;
 pub const CPUID_80000001_EDX_PAGE1GB: u32 = 1 << 26;
 
 /// Leaf 1 edx as advertised.
-pub const CPUID_1_EDX: u32 = CPUID_1_EDX_TSC
+pub const CPUID_1_EDX: u32 = CPUID_1_EDX_FPU
+    | CPUID_1_EDX_FXSR
+    | CPUID_1_EDX_TSC
     | CPUID_1_EDX_CX8
     | CPUID_1_EDX_CMOV
     | CPUID_1_EDX_PSE
@@ -244,8 +252,8 @@ mod tests {
         assert_eq!(&v, VENDOR);
         assert_eq!(
             cpuid(1, 0).edx,
-            0x0083_a978,
-            "TSC PSE MSR PAE CX8 SEP PGE CMOV PAT PSE36 MMX: no FPU, SSE..."
+            0x0183_a979,
+            "FPU TSC PSE MSR PAE CX8 SEP PGE CMOV PAT PSE36 MMX FXSR: no SSE..."
         );
         assert_eq!(
             cpuid(1, 0).ecx,

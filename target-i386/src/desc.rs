@@ -75,6 +75,9 @@ pub struct Helpers {
     pub vec_op: HelperId,
     /// The same function registered READS_GLOBALS, for pcmpestri/pcmpestrm (they read rax and rdx).
     pub vec_op_regs: HelperId,
+    /// `x87(op: i32, a: i32, b: i32, c: i32)`: the x87 FPU ([`crate::fpu_helper`]); reads and writes globals
+    /// (EFLAGS: fcmov, fcomi), may fault (#NM, #MF).
+    pub x87: HelperId,
 }
 
 /// The x86 target: its [`TargetDesc`] and the ids of its helpers. Build it once and share it.
@@ -212,6 +215,13 @@ impl I386Target {
         let seg = crate::translate::register_seg_helpers(&mut t);
         let sysreg = crate::translate::register_sysreg_helper(&mut t);
         let io = crate::translate::register_io_helpers(&mut t);
+        let x87 = t.helpers.register(HelperInfo {
+            name: "x87",
+            func: crate::fpu_helper::helper_x87,
+            flags: HelperFlags::READS_GLOBALS | HelperFlags::WRITES_GLOBALS | HelperFlags::MAY_FAULT,
+            args: &[Type::I32, Type::I32, Type::I32, Type::I32],
+            ret: None,
+        });
         let lookup_tb_ptr = lookup_tb_ptr.map(|func| {
             t.helpers.register(HelperInfo {
                 name: "lookup_tb_ptr",
@@ -240,6 +250,7 @@ impl I386Target {
                 io,
                 vec_op,
                 vec_op_regs,
+                x87,
             },
         }
     }

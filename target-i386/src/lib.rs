@@ -14,7 +14,9 @@
 //! - [`vec_helper`], [`pcmpstr`]: the bodies of the SSE/MMX integer instructions (`translate/sse_int.rs`);
 //! - [`dump`]: the register dump, `IN:` listing and exception line of `-d cpu,in_asm,int`.
 //!
-//! What is not here yet: task switches, VME, x87/SSE arithmetic.
+//! - [`fpu_helper`]: the x87 FPU's instruction bodies (on the `rqemu-fpu` soft-float crate).
+//!
+//! What is not here yet: task switches, VME, SSE arithmetic.
 
 pub mod bench;
 pub mod cc;
@@ -23,6 +25,8 @@ pub mod cpuid;
 pub mod desc;
 pub mod dump;
 pub mod excp_helper;
+pub mod fpu_helper;
+mod fpu_trans;
 pub mod machine;
 pub mod paging;
 pub mod pcmpstr;

@@ -170,7 +170,8 @@ fn fxsave_fxrstor_round_trip() {
         }
         m.cpu.mxcsr = 0x9fc0;
         m.cpu.fpu.fcw = 0x027f;
-        m.cpu.fpu.fsw = 0x0801;
+        // TOP = 1, ES set: this host's (AMD) fxsave stores FOP/FIP/FDP only while an exception is pending.
+        m.cpu.fpu.fsw = 0x0881;
         m.cpu.fpu.ftw = 0x81;
         m.cpu.fpu.fop = 0x5d9;
         m.cpu.fpu.fip = 0x1234_5678_9abc;
@@ -183,10 +184,11 @@ fn fxsave_fxrstor_round_trip() {
     });
     for base in [DATA + 0x100, DATA + 0x300] {
         let w = m.read_u64(base);
-        assert_eq!(w, 0x05d9_0081_0801_027f);
+        assert_eq!(w, 0x05d9_0081_0881_027f);
         assert_eq!(m.read_u64(base + 24), 0x0000_ffff_0000_9fc0);
-        assert_eq!(m.read_u64(base + 32 + 48), 0xaaaa_aaaa_aaaa_aaaa);
-        assert_eq!(m.read_u64(base + 32 + 56), 0xaaaa);
+        // Physical register 3 is ST(2) with TOP = 1: the image is in ST order.
+        assert_eq!(m.read_u64(base + 32 + 32), 0xaaaa_aaaa_aaaa_aaaa);
+        assert_eq!(m.read_u64(base + 32 + 40), 0xaaaa);
         assert_eq!(m.read_u64(base + 32), 0);
         for i in 0..16 {
             assert_eq!(mem128(&m, base + 160 + 16 * i as u64), A.rotate_left(8 * i as u32));
@@ -202,5 +204,40 @@ fn fxsave_fxrstor_round_trip() {
     assert_eq!(m.cpu.fpu.ftw, 0x81);
     assert_eq!(m.cpu.fpu.fip, 0x1234_5678_9abc);
     assert_eq!(m.cpu.fpu.regs[3][..10], [0xaa; 10]);
+    assert_eq!(m.cpu.fpu.fsw, 0x0881);
     assert_eq!(m.cpu.mxcsr, 0x9fc0);
+}
+
+#[test]
+fn fxsave_without_pending_exception_and_top() {
+    let p = prog(&[
+        &[0x48, 0x0f, 0xae, 0x87, 0x00, 0x01, 0x00, 0x00], // fxsave64 [rdi+0x100]
+        &[0xdb, 0xe3],                                     // fninit
+        &[0x48, 0x0f, 0xae, 0x8f, 0x00, 0x01, 0x00, 0x00], // fxrstor64 [rdi+0x100]
+    ]);
+    let m = run_with(&p, |m| {
+        setup(m);
+        m.cpu.fpu.fsw = 0x3000; // TOP = 6
+        m.cpu.fpu.ftw = 0x40;
+        m.cpu.fpu.fop = 0x5d9;
+        m.cpu.fpu.fip = 0x1234;
+        m.cpu.fpu.fdp = 0x5678;
+        for (i, r) in m.cpu.fpu.regs.iter_mut().enumerate() {
+            *r = [i as u8 + 1; 16];
+        }
+    });
+    let base = DATA + 0x100;
+    // No pending exception: FOP, FIP and FDP are stored as zero (AMD).
+    assert_eq!(m.read_u64(base), 0x0000_0040_3000_037f);
+    assert_eq!(m.read_u64(base + 8), 0);
+    assert_eq!(m.read_u64(base + 16), 0);
+    for i in 0..8u64 {
+        // ST(i) is physical register (6 + i) & 7.
+        let p = ((6 + i) & 7) as u8 + 1;
+        assert_eq!(m.read_u64(base + 32 + 16 * i), u64::from_le_bytes([p; 8]));
+    }
+    assert_eq!(m.cpu.fpu.fsw, 0x3000);
+    for (i, r) in m.cpu.fpu.regs.iter().enumerate() {
+        assert_eq!(r[..10], [i as u8 + 1; 10]);
+    }
 }

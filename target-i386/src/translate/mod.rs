@@ -3,7 +3,7 @@
 //!
 //! Files: `operand.rs` (registers with x86's partial-write rules, effective addresses, loads and stores),
 //! `flags.rs` (lazy flags: setting them, and the gen_prepare_cc fast path), `alu.rs`, `muldiv.rs`, `bits.rs`,
-//! `mov.rs`, `string.rs`, `stack.rs`, `branch.rs`, `system.rs`, `bmi.rs` (one instruction family each).
+//! `mov.rs`, `string.rs`, `stack.rs`, `branch.rs`, `system.rs`, `bmi.rs`, `x87.rs` (one instruction family each).
 //!
 //! # Conventions
 //! - **PCs** are `rip` values (offsets in CS); code is fetched at `cs_base + rip`. In 64-bit mode CS's base is 0.
@@ -58,7 +58,11 @@
 //!   pabs, pmulhrsw, phminposuw, mpsadbw, pcmpgtq, crc32, pcmpestri/m and pcmpistri/m, maskmov*, movnt*,
 //!   movntdqa, fences and prefetches (no-ops), movq2dq/movdq2q, movhps/movlps/movhpd/movlpd/movhlps/movlhps,
 //!   movss/movsd, movd/movq with MMX registers, emms; with the CR0.EM/CR0.TS/CR4.OSFXSR checks on the TB flags;
-//! - x87/SSE control state (`x87_state.rs`): fninit, fnstcw/fldcw, fnstsw, wait, ldmxcsr/stmxcsr, fxsave/fxrstor.
+//! - x87/SSE control state (`x87_state.rs`): fnstcw/fldcw, fnstsw, ldmxcsr/stmxcsr, fxsave/fxrstor;
+//! - the x87 FPU (`x87.rs`, bodies in `crate::fpu_helper`): loads, stores, integer and BCD conversions, fxch,
+//!   fcmovcc, constants, arithmetic in every form, fsqrt/fabs/fchs/frndint/fscale/fxtract/fprem/fprem1, compares
+//!   (fcom*, fucom*, ficom*, fcomi*, ftst, fxam), ffree(p), fincstp/fdecstp, fnop, fninit, fnclex, fnstenv/fldenv,
+//!   fnsave/frstor, wait, fneni/fndisi/fnsetpm (no-ops), and the transcendentals (fsin, fcos, fsincos, fptan, fpatan, f2xm1, fyl2x, fyl2xp1).
 //!
 //! Everything else (and any operand that is not a general-purpose register, memory or immediate, outside the
 //! segment-register forms above) raises #UD.
@@ -81,6 +85,7 @@ mod stack;
 mod string;
 mod sysregs;
 mod system;
+mod x87;
 mod x87_state;
 
 use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic, OpKind};
@@ -250,6 +255,8 @@ pub struct DisasContext<'t> {
     cc_op: CcOp,
     cc_srct: Option<Temp>,
     insn_ops_mark: usize,
+    /// The FOP value of the current instruction when it is an x87 one (`x87.rs`).
+    x87_fop: u16,
     /// The instruction is mov ss or pop ss: no single-step trap after it (see [`DisasContext::gen_exit_lookup`]).
     holds_single_step: bool,
 }
@@ -271,6 +278,7 @@ impl<'t> DisasContext<'t> {
             cc_op: CcOp::DYNAMIC,
             cc_srct: None,
             insn_ops_mark: 0,
+            x87_fop: 0,
             holds_single_step: false,
         }
     }
@@ -317,6 +325,12 @@ impl<'t> DisasContext<'t> {
             return;
         }
         self.insn = insn;
+        // The x87 opcode (FOP): the low 3 bits of the D8..DF byte and the ModRM byte after it (prefixes never
+        // fall in that range).
+        self.x87_fop = window[..insn.len().min(avail)]
+            .windows(2)
+            .find(|w| (0xd8..=0xdf).contains(&w[0]))
+            .map_or(0, |w| u16::from(w[0] & 7) << 8 | u16::from(w[1]));
         self.pc_next = if insn.is_invalid() {
             self.pc.wrapping_add(1)
         } else {
@@ -399,6 +413,9 @@ impl<'t> DisasContext<'t> {
         if let Some(done) = self.dispatch_sysregs(f) {
             return done;
         }
+        if let Some(done) = self.dispatch_x87(f) {
+            return done;
+        }
         use Mnemonic as M;
         match self.insn.mnemonic() {
             M::Movd | M::Movq if self.has_mmx_operand() => return self.gen_mmx_movq(f),
@@ -409,12 +426,11 @@ impl<'t> DisasContext<'t> {
                 return true;
             }
             m if sse_int::handles(m) => return self.gen_sse_int(f),
-            M::Fninit | M::Finit | M::Fnstcw | M::Fstcw | M::Fldcw | M::Fnstsw | M::Fstsw | M::Wait => {
-                return self.gen_x87_state(f)
-            }
+            M::Fnstcw | M::Fstcw | M::Fldcw | M::Fnstsw | M::Fstsw => return self.gen_x87_state(f),
             M::Ldmxcsr | M::Stmxcsr => return !self.gen_sse_enabled(f, false) || self.gen_x87_state(f),
             M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => {
-                // #NM for CR0.EM or CR0.TS (CR4.OSFXSR only selects whether XMM state is included).
+                // #NM for CR0.EM or CR0.TS, known from the TB flags like the SSE checks (CR4.OSFXSR only
+                // selects whether XMM state is included).
                 if self.flags.em || self.flags.ts {
                     self.gen_exception(f, excp::NM, 0);
                     return true;
@@ -653,3 +669,4 @@ pub(crate) use seg::register_seg_helpers;
 pub use seg::SegHelpers;
 pub(crate) use sysregs::register_sysreg_helper;
 pub(crate) use system::{helper_cpuid, helper_raise_interrupt, helper_rdtsc};
+pub use x87_state::MXCSR_MASK;

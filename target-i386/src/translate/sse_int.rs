@@ -290,6 +290,19 @@ impl DisasContext<'_> {
         }
     }
 
+    /// The x87 part of an MMX instruction's checks, after #UD/#NM: #MF when an unmasked x87 exception is
+    /// pending (FSW.ES), as a waiting x87 instruction would raise it.
+    pub(super) fn gen_mmx_pending_check(&mut self, f: &mut Func) {
+        let t = f.new_ebb_temp(Type::I64);
+        f.load(Opcode::Ld16u, t, Temp::ENV, FSW);
+        let clear = f.new_label();
+        let es = f.constant(Type::I64, 0x80);
+        f.brcond(rqemu_tcg::Cond::Tsteq, t, es, clear);
+        self.gen_exception(f, excp::MF, 0);
+        self.is_jmp = super::DisasJump::Next; // only the pending path ended
+        f.set_label(clear);
+    }
+
     /// What any MMX instruction does to the x87 state: all tags valid, TOP = 0.
     pub(super) fn gen_mmx_enter(&mut self, f: &mut Func) {
         let ff = f.constant(Type::I64, 0xff);
@@ -373,6 +386,7 @@ impl DisasContext<'_> {
             | M::Prefetchwt1 => return true,
             M::Emms => {
                 if self.gen_sse_enabled(f, true) {
+                    self.gen_mmx_pending_check(f);
                     let zero = f.constant(Type::I64, 0);
                     f.store(Opcode::St8, zero, Temp::ENV, FTW);
                 }
@@ -392,6 +406,9 @@ impl DisasContext<'_> {
         }
         if !self.gen_sse_enabled(f, is_mmx && !matches!(m, M::Movq2dq | M::Movdq2q)) {
             return true;
+        }
+        if is_mmx {
+            self.gen_mmx_pending_check(f);
         }
         let done = match m {
             M::Pmovmskb | M::Movmskps | M::Movmskpd => self.gen_movmsk(f),

@@ -220,6 +220,7 @@ impl DisasContext<'_> {
         if !self.gen_sse_enabled(f, true) {
             return true;
         }
+        self.gen_mmx_pending_check(f);
         self.gen_mmx_enter(f);
         let v = if let Some(sn) = sm {
             let t = f.new_ebb_temp(Type::I64);

@@ -1,13 +1,14 @@
-//! x87/SSE control state without x87 arithmetic: fninit, fnstcw/fldcw, fnstsw (m16 and ax), ldmxcsr/stmxcsr
+//! x87/SSE control state without x87 arithmetic: fnstcw/fldcw, fnstsw (m16 and ax), ldmxcsr/stmxcsr
 //! and fxsave/fxrstor (and their REX.W forms fxsave64/fxrstor64), on [`crate::cpu::FpuState`],
 //! [`crate::cpu::X86CpuState::mxcsr`] and the XMM registers.
 //!
-//! fxsave/fxrstor are generated as IR (loads from `env` and guest stores, or guest loads then stores to `env`),
-//! so faults are precise: the area must be 16-byte aligned (#GP(0)); fxrstor loads the whole area before it
+//! fxsave/fxrstor are generated as IR (loads from `env` and guest stores, or guest loads then stores to `env`;
+//! the `x87` helper builds fxsave's first 160 bytes in `fp_scratch` and rotates fxrstor's ST-ordered registers
+//! into physical order), so faults are precise: the area must be 16-byte aligned (#GP(0)); fxrstor loads the whole area before it
 //! changes any state, and a reserved MXCSR bit raises #GP(0) with nothing changed. fxsave writes bytes 0..416
 //! (header, MXCSR, MXCSR_MASK, ST0-7, XMM0-15) in ascending order; a page fault part-way leaves the earlier
 //! bytes written. Bytes 416..512 are not written, as on hardware. The pending-exception checks of the x87
-//! (the wait forms fstcw/fstsw check for unmasked exceptions first) are not modelled: there are none.
+//! (#NM, and #MF for the waiting forms and fldcw) are the `x87` helper's CHECK call ([`crate::fpu_helper`]).
 
 use core::mem::offset_of;
 
@@ -31,24 +32,23 @@ const FIP: i32 = (FPU + offset_of!(FpuState, fip)) as i32;
 const FDP: i32 = (FPU + offset_of!(FpuState, fdp)) as i32;
 const REGS: i32 = (FPU + offset_of!(FpuState, regs)) as i32;
 const MXCSR: i32 = offset_of!(X86CpuState, mxcsr) as i32;
+const SCRATCH: i32 = offset_of!(X86CpuState, fp_scratch) as i32;
 
 impl DisasContext<'_> {
     /// The x87/MXCSR state instructions; false: #UD.
     pub(super) fn gen_x87_state(&mut self, f: &mut Func) -> bool {
         use Mnemonic as M;
         let mem = self.insn.op_count() == 1 && self.insn.op_kind(0) == OpKind::Memory;
+        // #NM (CR0.EM/TS); the waiting forms and fldcw also raise #MF for a pending unmasked exception.
+        let check = match self.insn.mnemonic() {
+            M::Fnstcw | M::Fnstsw | M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => Some(2),
+            M::Fstcw | M::Fstsw | M::Fldcw => Some(0),
+            _ => None,
+        };
+        if let Some(c) = check {
+            self.gen_x87_call(f, crate::fpu_helper::op::CHECK, c, 0, 0);
+        }
         match self.insn.mnemonic() {
-            M::Wait => {} // no x87 exception is ever pending
-            M::Fninit | M::Finit => {
-                let cw = f.constant(Type::I64, 0x37f);
-                let zero = f.constant(Type::I64, 0);
-                f.store(Opcode::St16, cw, Temp::ENV, FCW);
-                f.store(Opcode::St16, zero, Temp::ENV, FSW);
-                f.store(Opcode::St8, zero, Temp::ENV, FTW);
-                f.store(Opcode::St16, zero, Temp::ENV, FOP);
-                f.store(Opcode::St, zero, Temp::ENV, FIP);
-                f.store(Opcode::St, zero, Temp::ENV, FDP);
-            }
             M::Fnstcw | M::Fstcw if mem => self.gen_st_env16(f, FCW),
             M::Fnstsw | M::Fstsw if mem => self.gen_st_env16(f, FSW),
             M::Fnstsw | M::Fstsw
@@ -68,6 +68,7 @@ impl DisasContext<'_> {
                 f.and(t, t, keep);
                 f.or(t, t, one);
                 f.store(Opcode::St16, t, Temp::ENV, FCW);
+                self.gen_x87_call(f, crate::fpu_helper::op::MISC, crate::fpu_helper::misc::SYNC_ES, 0, 0);
             }
             M::Stmxcsr if mem => {
                 let addr = self.gen_ea(f, 0);
@@ -139,39 +140,14 @@ impl DisasContext<'_> {
         let base = self.gen_check_align16(f);
         let mmu = self.mem_index();
         let rex_w = self.insn.mnemonic() == Mnemonic::Fxsave64;
-        for (env, off, ld, mop) in self.fx_header() {
+        // The helper builds bytes 0..160 (header, MXCSR, MXCSR_MASK, ST0-7 in ST order from the physical
+        // registers, and this host's rule for FOP/FIP/FDP) in the scratch area.
+        self.gen_x87_call(f, crate::fpu_helper::op::FX, 0, u32::from(rex_w), 0);
+        for q in 0..20u64 {
             let t = f.new_ebb_temp(Type::I64);
-            f.load(ld, t, Temp::ENV, env);
-            let a = Self::fx_addr(f, base, off);
-            f.qemu_st(t, a, mop, mmu);
-            if !rex_w && (off == 8 || off == 16) {
-                let zero = f.constant(Type::I64, 0);
-                let a = Self::fx_addr(f, base, off + 4);
-                f.qemu_st(zero, a, MemOp::LEUL, mmu);
-            }
-        }
-        let zero = f.constant(Type::I64, 0);
-        let a = Self::fx_addr(f, base, 5);
-        f.qemu_st(zero, a, MemOp::UB, mmu);
-        let t = f.new_ebb_temp(Type::I64);
-        f.load(Opcode::Ld32u, t, Temp::ENV, MXCSR);
-        let a = Self::fx_addr(f, base, 24);
-        f.qemu_st(t, a, MemOp::LEUL, mmu);
-        let m = f.constant(Type::I64, MXCSR_MASK as u64);
-        let a = Self::fx_addr(f, base, 28);
-        f.qemu_st(m, a, MemOp::LEUL, mmu);
-        for i in 0..8 {
-            // The 80-bit register in the low 10 bytes of each 16-byte slot; the other 6 bytes are reserved
-            // (stored as 0).
-            let off = 32 + 16 * i as u64;
-            let lo = f.new_ebb_temp(Type::I64);
-            f.load(Opcode::Ld, lo, Temp::ENV, REGS + 16 * i);
-            let hi = f.new_ebb_temp(Type::I64);
-            f.load(Opcode::Ld16u, hi, Temp::ENV, REGS + 16 * i + 8);
-            let a = Self::fx_addr(f, base, off);
-            f.qemu_st(lo, a, MemOp::LEUQ, mmu);
-            let a = Self::fx_addr(f, base, off + 8);
-            f.qemu_st(hi, a, MemOp::LEUQ, mmu);
+            f.load(Opcode::Ld, t, Temp::ENV, SCRATCH + 8 * q as i32);
+            let a = Self::fx_addr(f, base, 8 * q);
+            f.qemu_st(t, a, MemOp::LEUQ, mmu);
         }
         for n in 0..16 {
             for half in 0..2 {
@@ -234,5 +210,7 @@ impl DisasContext<'_> {
         for (k, t) in xmms.into_iter().enumerate() {
             f.store(Opcode::St, t, Temp::ENV, xmm_offset(k / 2, k % 2));
         }
+        // The image's registers are in ST order: move them to their physical slots.
+        self.gen_x87_call(f, crate::fpu_helper::op::FX, 1, 0, 0);
     }
 }
