@@ -303,6 +303,9 @@ pub struct X86CpuState {
     _pad: u32,
     /// XMM0 to XMM15.
     pub xmm: [u128; 16],
+    /// Scratch XMM-sized slot: SSE instructions load a memory (or general-register) source here first, so
+    /// the helpers always read their operands from the CPU state and faults stay precise.
+    pub xmm_t0: u128,
     /// The execution loop's exit word ([`rqemu_accel::CpuOps::exit_word_offset`]): low half counts TB starts
     /// down, high half nonzero requests an exit.
     pub exit_word: u32,
@@ -421,6 +424,7 @@ impl X86CpuState {
             mxcsr: 0x1f80,
             _pad: 0,
             xmm: [0; 16],
+            xmm_t0: 0,
             exit_word: 0,
             halted: 0,
             interrupt_shadow: 0,

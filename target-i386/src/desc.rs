@@ -70,6 +70,9 @@ pub struct Helpers {
     /// `io_in(port, size) -> value` and `io_out(port, size, value)`: port I/O through the CPU's port space
     /// (`translate/io.rs`); no globals, no faults.
     pub io: crate::translate::IoHelpers,
+    /// `sse_fp(op: i32, dst_off: i32, src_off: i32, imm: i32) -> i64`: SSE floating point on CPU-state
+    /// offsets ([`crate::sse_fp_helper::helper_sse_fp`]); MAY_FAULT (#XM/#UD), no globals.
+    pub sse_fp: HelperId,
 }
 
 /// The x86 target: its [`TargetDesc`] and the ids of its helpers. Build it once and share it.
@@ -188,6 +191,13 @@ impl I386Target {
             args: &[Type::I32, Type::I64, Type::I64],
             ret: Some(Type::I64),
         });
+        let sse_fp = t.helpers.register(HelperInfo {
+            name: "sse_fp",
+            func: crate::sse_fp_helper::helper_sse_fp,
+            flags: HelperFlags::MAY_FAULT,
+            args: &[Type::I32, Type::I32, Type::I32, Type::I32],
+            ret: Some(Type::I64),
+        });
         let seg = crate::translate::register_seg_helpers(&mut t);
         let sysreg = crate::translate::register_sysreg_helper(&mut t);
         let io = crate::translate::register_io_helpers(&mut t);
@@ -217,6 +227,7 @@ impl I386Target {
                 seg,
                 sysreg,
                 io,
+                sse_fp,
             },
         }
     }

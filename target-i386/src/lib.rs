@@ -10,10 +10,11 @@
 //!   exception delivery ([`ExceptionMode`]), external interrupts ([`InterruptController`]), hlt, reset;
 //! - [`seg_helper`], [`excp_helper`], [`sysmem`]: segmentation, far transfers, iret, and interrupt/exception
 //!   delivery through the IVT/IDT, called by the translator's helpers and the loop;
+//! - [`sse_fp_helper`]: the SSE floating-point helper on the soft-float crate;
 //! - [`paging`]: the page-table walker;
 //! - [`dump`]: the register dump, `IN:` listing and exception line of `-d cpu,in_asm,int`.
 //!
-//! What is not here yet: task switches, VME, x87/SSE arithmetic.
+//! What is not here yet: task switches, VME, x87 arithmetic.
 
 pub mod bench;
 pub mod cc;
@@ -25,6 +26,7 @@ pub mod excp_helper;
 pub mod machine;
 pub mod paging;
 pub mod seg_helper;
+pub mod sse_fp_helper;
 pub mod sysmem;
 pub mod translate;
 

@@ -51,6 +51,9 @@
 //!   registers, lds/les/lfs/lgs/lss, far jmp/call (ptr16:16/32, m16:16/32/64), retf (imm16),
 //!   iret/iretd/iretq, lar/lsl/verr/verw; cli, sti (interrupt shadow), hlt;
 //! - SSE/SSE2 moves (`sse_moves.rs`): movd, movq, movdqa/movdqu, movaps/movups, movapd/movupd, pxor/xorps/xorpd;
+//! - SSE/SSE2/SSE3/SSE4.1 floating point (`sse_fp.rs`, helper in `sse_fp_helper.rs`): add, sub, mul, div,
+//!   sqrt, min, max, rcp, rsqrt (ps/ss/pd/sd as they exist), cmpps/ss/pd/sd, comis/ucomis, every cvt form
+//!   (MMX-register forms included), addsub/hadd/hsub, movddup/movshdup/movsldup/lddqu, round and dp;
 //! - x87/SSE control state (`x87_state.rs`): fninit, fnstcw/fldcw, fnstsw, wait, ldmxcsr/stmxcsr, fxsave/fxrstor.
 //!
 //! Everything else (and any operand that is not a general-purpose register, memory or immediate, outside the
@@ -67,6 +70,7 @@ mod mov;
 mod muldiv;
 mod operand;
 mod seg;
+mod sse_fp;
 mod sse_moves;
 mod stack;
 mod string;
@@ -388,6 +392,7 @@ impl<'t> DisasContext<'t> {
             }
             M::Ldmxcsr | M::Stmxcsr => return self.gen_x87_state(f),
             M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64 => return self.gen_x87_state(f),
+            m if sse_fp::is_sse_fp(m) => return self.gen_sse_fp(f),
             _ => {}
         }
         if !self.operands_supported() {
