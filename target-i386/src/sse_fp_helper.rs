@@ -129,36 +129,166 @@ fn with64(v: u128, i: usize, x: u64) -> u128 {
 }
 
 fn pack32(l: [u32; 4]) -> u128 {
-    l.iter().enumerate().fold(0, |acc, (i, &x)| acc | u128::from(x) << (32 * i))
+    l.iter()
+        .enumerate()
+        .fold(0, |acc, (i, &x)| acc | u128::from(x) << (32 * i))
 }
 
 /// Per-element flags, tracked so an unmasked underflow on an exact tiny result can be added.
 struct Lanes {
     all: u8,
+    /// The unmasked ones of overflow and underflow.
+    unmasked_post: u8,
+    /// Every unmasked exception.
+    unmasked: u8,
+    /// Flags of completed stages of a multi-stage operation (dpps/dppd), reported even when a later stage
+    /// has an unmasked pre-computation exception.
+    done: u8,
 }
 
-/// Runs one element's operation with fresh flags, then records them; `tiny` tells whether the result is a
-/// denormal (tiny after rounding), which unmasked underflow reports even when exact.
-fn run<T>(l: &mut Lanes, st: &FloatStatus, ue_unmasked: bool, f: impl FnOnce(&mut FloatStatus) -> T, tiny: impl Fn(&T) -> bool) -> T {
+/// Runs one element's operation with fresh flags, then records them. `unbounded` recomputes the result at an
+/// unbounded exponent range; it is used only when overflow or underflow is unmasked, because then the flags
+/// follow that result (measured on the host): overflow or underflow is reported for a result out of range
+/// there (underflow even when exact), and precision only when rounding the significand was inexact.
+fn run<T>(
+    l: &mut Lanes,
+    st: &FloatStatus,
+    f: impl FnOnce(&mut FloatStatus) -> T,
+    unbounded: impl Fn() -> Option<Unbounded>,
+) -> T {
     let mut s = FloatStatus { flags: 0, ..*st };
     let r = f(&mut s);
-    if ue_unmasked && tiny(&r) {
-        s.flags |= flags::UNDERFLOW;
+    if l.unmasked_post != 0 && s.flags & (flags::INVALID | flags::DIV_BY_ZERO) == 0 {
+        if let Some(u) = unbounded() {
+            let pe = if u.inexact { flags::INEXACT } else { 0 };
+            let de = s.flags & flags::DENORMAL;
+            if u.huge && l.unmasked_post & flags::OVERFLOW != 0 {
+                s.flags = de | flags::OVERFLOW | pe;
+            } else if u.tiny && l.unmasked_post & flags::UNDERFLOW != 0 {
+                s.flags = de | flags::UNDERFLOW | pe;
+            }
+        }
     }
     l.all |= s.flags;
     r
 }
 
-fn tiny32(x: &u32) -> bool {
-    fpu::f32_is_denormal(*x)
+/// A result rounded to the destination precision with an unbounded exponent range, classified.
+struct Unbounded {
+    huge: bool,
+    tiny: bool,
+    inexact: bool,
 }
 
-fn tiny64(x: &u64) -> bool {
-    fpu::f64_is_denormal(*x)
+/// The arithmetic operations whose result can overflow or underflow.
+#[derive(Clone, Copy)]
+enum Ar {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Sqrt,
+    /// f64 -> f32 (the operand is `x`).
+    Narrow,
 }
 
-fn never<T>(_: &T) -> bool {
-    false
+/// Recomputes `o` on the f32 (`single`) or f64 operands `x`, `y` in the x87 format with the destination's
+/// significand width (precision control), whose 15-bit exponent cannot overflow or underflow here.
+fn unbounded(o: Ar, x: u64, y: u64, single: bool, st: &FloatStatus) -> Option<Unbounded> {
+    let mut s = FloatStatus {
+        flags: 0,
+        daz: false,
+        ftz: false,
+        precision: if single {
+            fpu::Precision::Single
+        } else {
+            fpu::Precision::Double
+        },
+        ..*st
+    };
+    let narrow = matches!(o, Ar::Narrow);
+    let wide_src = !single || narrow;
+    let conv = |v: u64, s: &mut FloatStatus| {
+        if wide_src {
+            let v = if st.daz && fpu::f64_is_denormal(v) {
+                v & (1 << 63)
+            } else {
+                v
+            };
+            fpu::f64_to_f80(v, s)
+        } else {
+            let v = v as u32;
+            let v = if st.daz && fpu::f32_is_denormal(v) {
+                v & 0x8000_0000
+            } else {
+                v
+            };
+            fpu::f32_to_f80(v, s)
+        }
+    };
+    let (a, b) = (conv(x, &mut s), conv(y, &mut s));
+    if fpu::f80_is_nan(a) || fpu::f80_is_nan(b) {
+        return None;
+    }
+    s.flags = 0;
+    let zero = fpu::F80 { mant: 0, se: 0 };
+    let r = match o {
+        Ar::Add => fpu::f80_add(a, b, &mut s),
+        Ar::Sub => fpu::f80_sub(a, b, &mut s),
+        Ar::Mul => fpu::f80_mul(a, b, &mut s),
+        Ar::Div => fpu::f80_div(a, b, &mut s),
+        Ar::Sqrt => fpu::f80_sqrt(b, &mut s),
+        Ar::Narrow => fpu::f80_add(a, zero, &mut s),
+    };
+    if fpu::f80_is_nan(r) || r.mant == 0 {
+        return None;
+    }
+    let e = i32::from(r.se & 0x7fff) - 16383;
+    let (emin, emax) = if single { (-126, 127) } else { (-1022, 1023) };
+    Some(Unbounded {
+        huge: e > emax && e != 16384,
+        tiny: e < emin,
+        inexact: s.flags & flags::INEXACT != 0,
+    })
+}
+
+/// [`run`] for an arithmetic operation on f32 lanes.
+fn ar32(l: &mut Lanes, st: &FloatStatus, o: Ar, x: u32, y: u32) -> u32 {
+    run(
+        l,
+        st,
+        |s| match o {
+            Ar::Add => fpu::f32_add(x, y, s),
+            Ar::Sub => fpu::f32_sub(x, y, s),
+            Ar::Mul => fpu::f32_mul(x, y, s),
+            Ar::Div => fpu::f32_div(x, y, s),
+            Ar::Sqrt => fpu::f32_sqrt(y, s),
+            Ar::Narrow => x,
+        },
+        || unbounded(o, x.into(), y.into(), true, st),
+    )
+}
+
+/// [`run`] for an arithmetic operation on f64 lanes (and f64 -> f32 narrowing, whose result is in the low
+/// 32 bits).
+fn ar64(l: &mut Lanes, st: &FloatStatus, o: Ar, x: u64, y: u64) -> u64 {
+    run(
+        l,
+        st,
+        |s| match o {
+            Ar::Add => fpu::f64_add(x, y, s),
+            Ar::Sub => fpu::f64_sub(x, y, s),
+            Ar::Mul => fpu::f64_mul(x, y, s),
+            Ar::Div => fpu::f64_div(x, y, s),
+            Ar::Sqrt => fpu::f64_sqrt(y, s),
+            Ar::Narrow => fpu::f64_to_f32(x, s).into(),
+        },
+        || unbounded(o, x, y, matches!(o, Ar::Narrow), st),
+    )
+}
+
+fn none() -> Option<Unbounded> {
+    None
 }
 
 /// x86 min/max: the first operand when it compares less (min) or greater (max), otherwise the second (NaNs,
@@ -275,11 +405,15 @@ fn to_int32_pair(f: &dyn Fn(usize, &mut Lanes) -> i32, l: &mut Lanes) -> u64 {
 }
 
 /// Computes `op` on destination value `a` and source value `b` under `mxcsr`; returns what to write and the
-/// accumulated flags.
-fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8) {
+/// accumulated flags (and those of completed stages, see [`reported`]).
+fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8, u8) {
     let st = FloatStatus::from_mxcsr(mxcsr & !0x3f);
-    let ue = mxcsr & (1 << 11) == 0;
-    let mut l = Lanes { all: 0 };
+    let mut l = Lanes {
+        all: 0,
+        unmasked_post: !((mxcsr >> 7) as u8) & (flags::OVERFLOW | flags::UNDERFLOW),
+        unmasked: !((mxcsr >> 7) as u8) & 0x3f,
+        done: 0,
+    };
     let kind = op & 0xff;
     let fm = (op >> 8) & 3;
     let single = fm == form::PS || fm == form::SS;
@@ -294,43 +428,28 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8) {
     let out = |v: u128| Out { dst: Some(v), ret: 0 };
     let r = match kind {
         op::ADD | op::SUB | op::MUL | op::DIV | op::SQRT | op::MIN | op::MAX => {
+            let o = match kind {
+                op::ADD => Ar::Add,
+                op::SUB => Ar::Sub,
+                op::MUL => Ar::Mul,
+                op::DIV => Ar::Div,
+                _ => Ar::Sqrt,
+            };
             let mut v = a;
             for i in 0..lanes {
                 if single {
                     let (x, y) = (lane32(a, i), lane32(b, i));
-                    let r = run(
-                        &mut l,
-                        &st,
-                        ue,
-                        |s| match kind {
-                            op::ADD => fpu::f32_add(x, y, s),
-                            op::SUB => fpu::f32_sub(x, y, s),
-                            op::MUL => fpu::f32_mul(x, y, s),
-                            op::DIV => fpu::f32_div(x, y, s),
-                            op::SQRT => fpu::f32_sqrt(y, s),
-                            op::MIN => minmax32(x, y, false, s),
-                            _ => minmax32(x, y, true, s),
-                        },
-                        if kind >= op::MIN { never } else { tiny32 },
-                    );
+                    let r = match kind {
+                        op::MIN | op::MAX => run(&mut l, &st, |s| minmax32(x, y, kind == op::MAX, s), none),
+                        _ => ar32(&mut l, &st, o, x, y),
+                    };
                     v = with32(v, i, r);
                 } else {
                     let (x, y) = (lane64(a, i), lane64(b, i));
-                    let r = run(
-                        &mut l,
-                        &st,
-                        ue,
-                        |s| match kind {
-                            op::ADD => fpu::f64_add(x, y, s),
-                            op::SUB => fpu::f64_sub(x, y, s),
-                            op::MUL => fpu::f64_mul(x, y, s),
-                            op::DIV => fpu::f64_div(x, y, s),
-                            op::SQRT => fpu::f64_sqrt(y, s),
-                            op::MIN => minmax64(x, y, false, s),
-                            _ => minmax64(x, y, true, s),
-                        },
-                        if kind >= op::MIN { never } else { tiny64 },
-                    );
+                    let r = match kind {
+                        op::MIN | op::MAX => run(&mut l, &st, |s| minmax64(x, y, kind == op::MAX, s), none),
+                        _ => ar64(&mut l, &st, o, x, y),
+                    };
                     v = with64(v, i, r);
                 }
             }
@@ -349,10 +468,20 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8) {
             let mut v = a;
             for i in 0..lanes {
                 if single {
-                    let rel = run(&mut l, &st, ue, |s| fpu::f32_compare(lane32(a, i), lane32(b, i), sig, s), never);
+                    let rel = run(
+                        &mut l,
+                        &st,
+                        |s| fpu::f32_compare(lane32(a, i), lane32(b, i), sig, s),
+                        none,
+                    );
                     v = with32(v, i, if cmp_pred(i8, rel) { u32::MAX } else { 0 });
                 } else {
-                    let rel = run(&mut l, &st, ue, |s| fpu::f64_compare(lane64(a, i), lane64(b, i), sig, s), never);
+                    let rel = run(
+                        &mut l,
+                        &st,
+                        |s| fpu::f64_compare(lane64(a, i), lane64(b, i), sig, s),
+                        none,
+                    );
                     v = with64(v, i, if cmp_pred(i8, rel) { u64::MAX } else { 0 });
                 }
             }
@@ -361,9 +490,19 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8) {
         op::COMI | op::UCOMI => {
             let sig = kind == op::COMI;
             let rel = if single {
-                run(&mut l, &st, ue, |s| fpu::f32_compare(lane32(a, 0), lane32(b, 0), sig, s), never)
+                run(
+                    &mut l,
+                    &st,
+                    |s| fpu::f32_compare(lane32(a, 0), lane32(b, 0), sig, s),
+                    none,
+                )
             } else {
-                run(&mut l, &st, ue, |s| fpu::f64_compare(lane64(a, 0), lane64(b, 0), sig, s), never)
+                run(
+                    &mut l,
+                    &st,
+                    |s| fpu::f64_compare(lane64(a, 0), lane64(b, 0), sig, s),
+                    none,
+                )
             };
             let fl = match rel {
                 Relation::Greater => 0,
@@ -393,25 +532,11 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8) {
                         (lane64(srcv, j), lane64(srcv, j + 1), kind == op::HSUB)
                     }
                 };
+                let o = if sub { Ar::Sub } else { Ar::Add };
                 if single {
-                    let (x, y) = (x as u32, y as u32);
-                    let r = run(
-                        &mut l,
-                        &st,
-                        ue,
-                        |s| if sub { fpu::f32_sub(x, y, s) } else { fpu::f32_add(x, y, s) },
-                        tiny32,
-                    );
-                    v = with32(v, i, r);
+                    v = with32(v, i, ar32(&mut l, &st, o, x as u32, y as u32));
                 } else {
-                    let r = run(
-                        &mut l,
-                        &st,
-                        ue,
-                        |s| if sub { fpu::f64_sub(x, y, s) } else { fpu::f64_add(x, y, s) },
-                        tiny64,
-                    );
-                    v = with64(v, i, r);
+                    v = with64(v, i, ar64(&mut l, &st, o, x, y));
                 }
             }
             out(v)
@@ -426,33 +551,43 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8) {
             let mut v = a;
             for i in 0..lanes {
                 if single {
-                    let r = run(&mut l, &st, ue, |s| fpu::f32_round_to_int(lane32(b, i), mode, quiet, s), never);
+                    let r = run(
+                        &mut l,
+                        &st,
+                        |s| fpu::f32_round_to_int(lane32(b, i), mode, quiet, s),
+                        none,
+                    );
                     v = with32(v, i, r);
                 } else {
-                    let r = run(&mut l, &st, ue, |s| fpu::f64_round_to_int(lane64(b, i), mode, quiet, s), never);
+                    let r = run(
+                        &mut l,
+                        &st,
+                        |s| fpu::f64_round_to_int(lane64(b, i), mode, quiet, s),
+                        none,
+                    );
                     v = with64(v, i, r);
                 }
             }
             out(v)
         }
-        op::DP => out(dot(a, b, i8, single, &st, ue, &mut l)),
+        op::DP => out(dot(a, b, i8, single, &st, &mut l)),
         op::CVT_S2D => {
             if fm == form::SS {
-                let r = run(&mut l, &st, ue, |s| fpu::f32_to_f64(lane32(b, 0), s), tiny64);
+                let r = run(&mut l, &st, |s| fpu::f32_to_f64(lane32(b, 0), s), none);
                 out(with64(a, 0, r))
             } else {
-                let lo = run(&mut l, &st, ue, |s| fpu::f32_to_f64(lane32(b, 0), s), tiny64);
-                let hi = run(&mut l, &st, ue, |s| fpu::f32_to_f64(lane32(b, 1), s), tiny64);
+                let lo = run(&mut l, &st, |s| fpu::f32_to_f64(lane32(b, 0), s), none);
+                let hi = run(&mut l, &st, |s| fpu::f32_to_f64(lane32(b, 1), s), none);
                 out(u128::from(lo) | u128::from(hi) << 64)
             }
         }
         op::CVT_D2S => {
             if fm == form::SD {
-                let r = run(&mut l, &st, ue, |s| fpu::f64_to_f32(lane64(b, 0), s), tiny32);
+                let r = ar64(&mut l, &st, Ar::Narrow, lane64(b, 0), 0) as u32;
                 out(with32(a, 0, r))
             } else {
-                let lo = run(&mut l, &st, ue, |s| fpu::f64_to_f32(lane64(b, 0), s), tiny32);
-                let hi = run(&mut l, &st, ue, |s| fpu::f64_to_f32(lane64(b, 1), s), tiny32);
+                let lo = ar64(&mut l, &st, Ar::Narrow, lane64(b, 0), 0) as u32;
+                let hi = ar64(&mut l, &st, Ar::Narrow, lane64(b, 1), 0) as u32;
                 out(u128::from(lo) | u128::from(hi) << 32)
             }
         }
@@ -460,12 +595,12 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8) {
             if single {
                 let mut v = [0u32; 4];
                 for (i, x) in v.iter_mut().enumerate() {
-                    *x = run(&mut l, &st, ue, |s| fpu::i32_to_f32(lane32(b, i) as i32, s), never);
+                    *x = run(&mut l, &st, |s| fpu::i32_to_f32(lane32(b, i) as i32, s), none);
                 }
                 out(pack32(v))
             } else {
-                let lo = run(&mut l, &st, ue, |s| fpu::i32_to_f64(lane32(b, 0) as i32, s), never);
-                let hi = run(&mut l, &st, ue, |s| fpu::i32_to_f64(lane32(b, 1) as i32, s), never);
+                let lo = run(&mut l, &st, |s| fpu::i32_to_f64(lane32(b, 0) as i32, s), none);
+                let hi = run(&mut l, &st, |s| fpu::i32_to_f64(lane32(b, 1) as i32, s), none);
                 out(u128::from(lo) | u128::from(hi) << 64)
             }
         }
@@ -473,11 +608,11 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8) {
             if single {
                 let mut v = [0u32; 4];
                 for (i, x) in v.iter_mut().enumerate() {
-                    *x = run(&mut l, &st, ue, |s| fpu::f32_to_i32(lane32(b, i), trunc, s), never) as u32;
+                    *x = run(&mut l, &st, |s| fpu::f32_to_i32(lane32(b, i), trunc, s), none) as u32;
                 }
                 out(pack32(v))
             } else {
-                let f = |i: usize, l: &mut Lanes| run(l, &st, ue, |s| fpu::f64_to_i32(lane64(b, i), trunc, s), never);
+                let f = |i: usize, l: &mut Lanes| run(l, &st, |s| fpu::f64_to_i32(lane64(b, i), trunc, s), none);
                 out(u128::from(to_int32_pair(&f, &mut l)))
             }
         }
@@ -485,47 +620,47 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8) {
             let v = lane64(b, 0);
             if single {
                 let r = if wide {
-                    run(&mut l, &st, ue, |s| fpu::i64_to_f32(v as i64, s), never)
+                    run(&mut l, &st, |s| fpu::i64_to_f32(v as i64, s), none)
                 } else {
-                    run(&mut l, &st, ue, |s| fpu::i32_to_f32(v as i32, s), never)
+                    run(&mut l, &st, |s| fpu::i32_to_f32(v as i32, s), none)
                 };
                 out(with32(a, 0, r))
             } else {
                 let r = if wide {
-                    run(&mut l, &st, ue, |s| fpu::i64_to_f64(v as i64, s), never)
+                    run(&mut l, &st, |s| fpu::i64_to_f64(v as i64, s), none)
                 } else {
-                    run(&mut l, &st, ue, |s| fpu::i32_to_f64(v as i32, s), never)
+                    run(&mut l, &st, |s| fpu::i32_to_f64(v as i32, s), none)
                 };
                 out(with64(a, 0, r))
             }
         }
         op::CVT_F2SI => {
             let ret = match (single, wide) {
-                (true, false) => run(&mut l, &st, ue, |s| fpu::f32_to_i32(lane32(b, 0), trunc, s), never) as u32 as u64,
-                (true, true) => run(&mut l, &st, ue, |s| fpu::f32_to_i64(lane32(b, 0), trunc, s), never) as u64,
-                (false, false) => run(&mut l, &st, ue, |s| fpu::f64_to_i32(lane64(b, 0), trunc, s), never) as u32 as u64,
-                (false, true) => run(&mut l, &st, ue, |s| fpu::f64_to_i64(lane64(b, 0), trunc, s), never) as u64,
+                (true, false) => run(&mut l, &st, |s| fpu::f32_to_i32(lane32(b, 0), trunc, s), none) as u32 as u64,
+                (true, true) => run(&mut l, &st, |s| fpu::f32_to_i64(lane32(b, 0), trunc, s), none) as u64,
+                (false, false) => run(&mut l, &st, |s| fpu::f64_to_i32(lane64(b, 0), trunc, s), none) as u32 as u64,
+                (false, true) => run(&mut l, &st, |s| fpu::f64_to_i64(lane64(b, 0), trunc, s), none) as u64,
             };
             Out { dst: None, ret }
         }
         op::CVT_PI2F => {
             let (x, y) = (lane32(b, 0) as i32, lane32(b, 1) as i32);
             if single {
-                let lo = run(&mut l, &st, ue, |s| fpu::i32_to_f32(x, s), never);
-                let hi = run(&mut l, &st, ue, |s| fpu::i32_to_f32(y, s), never);
+                let lo = run(&mut l, &st, |s| fpu::i32_to_f32(x, s), none);
+                let hi = run(&mut l, &st, |s| fpu::i32_to_f32(y, s), none);
                 out(with64(a, 0, u64::from(lo) | u64::from(hi) << 32))
             } else {
-                let lo = run(&mut l, &st, ue, |s| fpu::i32_to_f64(x, s), never);
-                let hi = run(&mut l, &st, ue, |s| fpu::i32_to_f64(y, s), never);
+                let lo = run(&mut l, &st, |s| fpu::i32_to_f64(x, s), none);
+                let hi = run(&mut l, &st, |s| fpu::i32_to_f64(y, s), none);
                 out(u128::from(lo) | u128::from(hi) << 64)
             }
         }
         op::CVT_F2PI => {
             let v = if single {
-                let f = |i: usize, l: &mut Lanes| run(l, &st, ue, |s| fpu::f32_to_i32(lane32(b, i), trunc, s), never);
+                let f = |i: usize, l: &mut Lanes| run(l, &st, |s| fpu::f32_to_i32(lane32(b, i), trunc, s), none);
                 to_int32_pair(&f, &mut l)
             } else {
-                let f = |i: usize, l: &mut Lanes| run(l, &st, ue, |s| fpu::f64_to_i32(lane64(b, i), trunc, s), never);
+                let f = |i: usize, l: &mut Lanes| run(l, &st, |s| fpu::f64_to_i32(lane64(b, i), trunc, s), none);
                 to_int32_pair(&f, &mut l)
             };
             out(u128::from(v))
@@ -543,22 +678,30 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8) {
             out(v)
         }
     };
-    (r, l.all)
+    (r, l.all, l.done)
 }
 
 /// dpps/dppd. The products are summed pairwise: (p0 + p1) + (p2 + p3), each step rounded; products of
-/// unselected lanes are +0.
-fn dot(a: u128, b: u128, i8: u32, single: bool, st: &FloatStatus, ue: bool, l: &mut Lanes) -> u128 {
+/// unselected lanes are +0. As measured on the host, an unmasked exception in the multiplications ends the
+/// instruction before the additions (whose flags are then not reported); otherwise the additions report
+/// their own flags, a denormal intermediate product included.
+fn dot(a: u128, b: u128, i8: u32, single: bool, st: &FloatStatus, l: &mut Lanes) -> u128 {
     if single {
         let mut p = [0u32; 4];
         for (i, x) in p.iter_mut().enumerate() {
             if i8 & (0x10 << i) != 0 {
-                *x = run(l, st, ue, |s| fpu::f32_mul(lane32(a, i), lane32(b, i), s), tiny32);
+                *x = ar32(l, st, Ar::Mul, lane32(a, i), lane32(b, i));
             }
         }
-        let s01 = run(l, st, ue, |s| fpu::f32_add(p[0], p[1], s), tiny32);
-        let s23 = run(l, st, ue, |s| fpu::f32_add(p[2], p[3], s), tiny32);
-        let sum = run(l, st, ue, |s| fpu::f32_add(s01, s23, s), tiny32);
+        if !next_stage(l) {
+            return 0;
+        }
+        let s01 = ar32(l, st, Ar::Add, p[0], p[1]);
+        let s23 = ar32(l, st, Ar::Add, p[2], p[3]);
+        if !next_stage(l) {
+            return 0;
+        }
+        let sum = ar32(l, st, Ar::Add, s01, s23);
         let mut v = [0u32; 4];
         for (i, x) in v.iter_mut().enumerate() {
             if i8 & (1 << i) != 0 {
@@ -570,10 +713,13 @@ fn dot(a: u128, b: u128, i8: u32, single: bool, st: &FloatStatus, ue: bool, l: &
         let mut p = [0u64; 2];
         for (i, x) in p.iter_mut().enumerate() {
             if i8 & (0x10 << i) != 0 {
-                *x = run(l, st, ue, |s| fpu::f64_mul(lane64(a, i), lane64(b, i), s), tiny64);
+                *x = ar64(l, st, Ar::Mul, lane64(a, i), lane64(b, i));
             }
         }
-        let sum = run(l, st, ue, |s| fpu::f64_add(p[0], p[1], s), tiny64);
+        if !next_stage(l) {
+            return 0;
+        }
+        let sum = ar64(l, st, Ar::Add, p[0], p[1]);
         let mut v = 0u128;
         for i in 0..2 {
             if i8 & (1 << i) != 0 {
@@ -584,10 +730,21 @@ fn dot(a: u128, b: u128, i8: u32, single: bool, st: &FloatStatus, ue: bool, l: &
     }
 }
 
-/// The flags an instruction leaves in MXCSR when it raised `all` with the unmasked ones in `unmasked`.
-fn reported(all: u8, unmasked: u8) -> u8 {
+/// Ends a stage of dpps/dppd: false (stop) when it raised an unmasked exception; else its flags become
+/// final.
+fn next_stage(l: &mut Lanes) -> bool {
+    if l.all & l.unmasked != 0 {
+        return false;
+    }
+    l.done = l.all;
+    true
+}
+
+/// The flags an instruction leaves in MXCSR when it raised `all` with the unmasked ones in `unmasked`;
+/// `done` are the flags of completed earlier stages (dpps/dppd), always kept.
+fn reported(all: u8, unmasked: u8, done: u8) -> u8 {
     if unmasked & PRE != 0 {
-        all & PRE
+        (all & PRE) | done
     } else {
         all
     }
@@ -650,12 +807,16 @@ pub unsafe extern "C" fn helper_sse_fp(env: *mut u8, op: u64, dst: u64, src: u64
     let (op, dst, src, imm8) = (op as u32, dst as u32 as usize, src as u32 as usize, imm8 as u32);
     let a = read_state(cpu, dst);
     let b = read_state(cpu, src);
-    let (out, all) = compute(op, a, b, imm8, cpu.mxcsr);
+    let (out, all, done) = compute(op, a, b, imm8, cpu.mxcsr);
     let masks = ((cpu.mxcsr >> 7) & 0x3f) as u8;
     let unmasked = all & !masks;
     if unmasked != 0 {
-        cpu.mxcsr |= u32::from(reported(all, unmasked));
-        let vector = if cpu.cr[4] & CR4_OSXMMEXCPT != 0 { XM } else { crate::cpu::excp::UD };
+        cpu.mxcsr |= u32::from(reported(all, unmasked, done));
+        let vector = if cpu.cr[4] & CR4_OSXMMEXCPT != 0 {
+            XM
+        } else {
+            crate::cpu::excp::UD
+        };
         cpu.raise(vector, 0);
         return 0;
     }
