@@ -24,6 +24,9 @@
 //! | 1 | ecx | 13 | CX16 | cmpxchg16b is translated |
 //! | 1 | ecx | 22 | MOVBE | movbe (load and store, 16/32/64) is translated |
 //! | 1 | ecx | 23 | POPCNT | popcnt is translated |
+//! | 1 | edx | 25 | SSE | SSE floating point (`translate/sse_fp.rs`), moves and MXCSR (`sse_moves.rs`, `x87_state.rs`) |
+//! | 1 | edx | 26 | SSE2 | SSE2 floating point and conversions (`translate/sse_fp.rs`) |
+//! | 1 | ecx | 0 | SSE3 | addsub, hadd/hsub, movddup/movshdup/movsldup, lddqu (`translate/sse_fp.rs`) |
 //! | 7.0 | ebx | 3 | BMI1 | andn, bextr, blsi, blsmsk, blsr, tzcnt are translated |
 //! | 7.0 | ebx | 8 | BMI2 | bzhi, mulx, pdep, pext, rorx, sarx, shlx, shrx are translated |
 //! | 7.0 | ecx | 22 | RDPID | rdpid is translated |
@@ -32,7 +35,8 @@
 //! | 0x8000_0001 | edx | 27 | RDTSCP | rdtscp is translated (TSC_AUX from the MSR file) |
 //! | 0x8000_0001 | edx | 29 | LM | 64-bit code is decoded and translated |
 //!
-//! Everything else reads as 0: no FPU, FXSR, SSE/SSE2, SSE3+ or AVX, no APIC (none is emulated), no MTRR (no
+//! Everything else reads as 0: no FPU, FXSR, SSSE3, SSE4.1 (its floating-point half, round and dp, is
+//! translated; the integer half is not yet), SSE4.2 or AVX, no APIC (none is emulated), no MTRR (no
 //! MTRR MSRs), no VME/DE/MCE/PCID, no hypervisor bit. Leaves 2..6
 //! read as 0. Leaves above the maxima (0x7 basic, 0x8000_0008 extended) return the highest basic leaf (subleaf
 //! as given), as Intel CPUs do.
@@ -94,7 +98,15 @@ pub const CPUID_1_EDX: u32 = CPUID_1_EDX_TSC
     | CPUID_1_EDX_SEP
     | CPUID_1_EDX_PGE
     | CPUID_1_EDX_PAT
-    | CPUID_1_EDX_PSE36;
+    | CPUID_1_EDX_PSE36
+    | CPUID_1_EDX_SSE
+    | CPUID_1_EDX_SSE2;
+/// Leaf 1 edx: SSE (the floating-point instructions are `translate/sse_fp.rs`).
+pub const CPUID_1_EDX_SSE: u32 = 1 << 25;
+/// Leaf 1 edx: SSE2.
+pub const CPUID_1_EDX_SSE2: u32 = 1 << 26;
+/// Leaf 1 ecx: SSE3 (addsub, hadd/hsub, movddup/movshdup/movsldup, lddqu).
+pub const CPUID_1_ECX_SSE3: u32 = 1 << 0;
 /// Leaf 7.0 ebx as advertised.
 pub const CPUID_7_0_EBX: u32 = CPUID_7_0_EBX_BMI1 | CPUID_7_0_EBX_BMI2 | CPUID_7_0_EBX_SMEP | CPUID_7_0_EBX_SMAP;
 /// Leaf 0x8000_0001 edx as advertised.
@@ -148,7 +160,7 @@ pub const LEAVES: &[(u32, Option<u32>, CpuidResult)] = &[
         CpuidResult {
             eax: 0x0000_0600,
             ebx: 0x0001_0000,
-            ecx: CPUID_1_ECX_CX16 | CPUID_1_ECX_MOVBE | CPUID_1_ECX_POPCNT,
+            ecx: CPUID_1_ECX_CX16 | CPUID_1_ECX_MOVBE | CPUID_1_ECX_POPCNT | CPUID_1_ECX_SSE3,
             edx: CPUID_1_EDX,
         },
     ),
@@ -231,13 +243,13 @@ mod tests {
         assert_eq!(&v, VENDOR);
         assert_eq!(
             cpuid(1, 0).edx,
-            0x0003_a978,
-            "TSC PSE MSR PAE CX8 SEP PGE CMOV PAT PSE36: no FPU, SSE..."
+            0x0603_a978,
+            "TSC PSE MSR PAE CX8 SEP PGE CMOV PAT PSE36 SSE SSE2: no FPU, FXSR..."
         );
         assert_eq!(
             cpuid(1, 0).ecx,
-            CPUID_1_ECX_CX16 | CPUID_1_ECX_MOVBE | CPUID_1_ECX_POPCNT,
-            "no SSE3+"
+            CPUID_1_ECX_CX16 | CPUID_1_ECX_MOVBE | CPUID_1_ECX_POPCNT | CPUID_1_ECX_SSE3,
+            "SSE3; no SSSE3, SSE4.1+"
         );
         assert_eq!(cpuid(0x8000_0001, 0).edx, 0x2c10_0800, "SYSCALL NX Page1GB RDTSCP LM");
         let l7 = cpuid(7, 0);
