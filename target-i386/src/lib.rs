@@ -27,6 +27,7 @@ pub mod machine;
 pub mod paging;
 pub mod seg_helper;
 pub mod sse_fp_helper;
+mod sse_rcp_table;
 pub mod sysmem;
 pub mod translate;
 

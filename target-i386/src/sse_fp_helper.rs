@@ -19,6 +19,7 @@ use core::mem::offset_of;
 use rqemu_fpu::{self as fpu, flags, FloatStatus, Relation, RoundingMode};
 
 use crate::cpu::X86CpuState;
+use crate::sse_rcp_table::{RCP_TABLE, RSQRT_EVEN_TABLE, RSQRT_ODD_TABLE};
 
 /// Operation codes: the low byte is the kind, bits 8..9 the [`form`].
 pub mod op {
@@ -340,10 +341,10 @@ fn cmp_signals(p: u32) -> bool {
     matches!(p & 3, 1 | 2)
 }
 
-/// rcpps on one element: the reciprocal rounded to 12 significant fraction bits (relative error at most
-/// 2^-13, inside the architectural 1.5 * 2^-12). Not the host's table: see `docs/target-i386.md`.
-/// Denormal inputs read as zero (infinite result) and results below the normal range flush to zero, which
-/// all x86 implementations do; no flags are raised and MXCSR's rounding mode is ignored.
+/// rcpps on one element, bit-exact with the AMD host's approximation ([`crate::sse_rcp_table`]): the result
+/// fraction comes from the top 12 input fraction bits, the exponent is mirrored. Denormal inputs read as zero
+/// (infinite result) and results below the normal range flush to zero, as on every x86; no flags are raised
+/// and MXCSR (rounding, DAZ, FTZ) is ignored.
 fn rcp32(a: u32) -> u32 {
     let sign = a & 0x8000_0000;
     let mag = a & 0x7fff_ffff;
@@ -353,16 +354,17 @@ fn rcp32(a: u32) -> u32 {
     if mag < 0x0080_0000 {
         return sign | 0x7f80_0000;
     }
-    if mag == 0x7f80_0000 {
+    // 1 / (2^(e-127) * 1.f) = 2^(126-(e-127)) * table: biased exponent 253 - e; 0 or below flushes.
+    let exp = 253 - (mag >> 23) as i32;
+    if exp <= 0 {
         return sign;
     }
-    let mut st = FloatStatus::default();
-    let r = fpu::f64_div(0x3ff0_0000_0000_0000, fpu::f32_to_f64(mag, &mut st), &mut st);
-    sign | approx12(r)
+    let frac = u32::from(RCP_TABLE[(mag >> 11 & 0xfff) as usize]);
+    sign | (exp as u32) << 23 | frac << 11
 }
 
-/// rsqrtps on one element, with the same precision and special cases as [`rcp32`]; negative non-zero inputs
-/// give the default NaN.
+/// rsqrtps on one element, bit-exact with the AMD host ([`crate::sse_rcp_table`]), with the special cases of
+/// [`rcp32`]; negative non-zero inputs (-inf included) give the default NaN.
 fn rsqrt32(a: u32) -> u32 {
     let sign = a & 0x8000_0000;
     let mag = a & 0x7fff_ffff;
@@ -378,24 +380,13 @@ fn rsqrt32(a: u32) -> u32 {
     if mag == 0x7f80_0000 {
         return 0;
     }
-    let mut st = FloatStatus::default();
-    let s = fpu::f64_sqrt(fpu::f32_to_f64(mag, &mut st), &mut st);
-    approx12(fpu::f64_div(0x3ff0_0000_0000_0000, s, &mut st))
-}
-
-/// A positive f64 rounded (to nearest) to an f32 with 12 fraction bits; 0 below the f32 normal range.
-fn approx12(r: u64) -> u32 {
-    let exp = ((r >> 52) & 0x7ff) as i32 - 1023 + 127;
-    if exp <= 0 {
-        return 0;
-    }
-    if exp >= 255 {
-        return 0x7f80_0000;
-    }
-    let frac = r & ((1 << 52) - 1);
-    let top = (frac + (1 << 39)) >> 40; // 12 bits, may carry into the exponent
-    let v = ((exp as u64) << 23) + (top << 11);
-    v.min(0x7f80_0000) as u32
+    // x = 2^(2h + odd) * 1.f: the table gives rsqrt(2^odd * 1.f) with exponent 126; then scale by 2^-h.
+    let k = (mag >> 23) as i32 - 127;
+    let odd = k.rem_euclid(2);
+    let h = (k - odd) / 2;
+    let table = if odd == 0 { &RSQRT_EVEN_TABLE } else { &RSQRT_ODD_TABLE };
+    let frac = u32::from(table[(mag >> 11 & 0xfff) as usize]);
+    ((126 - h) as u32) << 23 | frac << 11
 }
 
 fn to_int32_pair(f: &dyn Fn(usize, &mut Lanes) -> i32, l: &mut Lanes) -> u64 {
@@ -830,4 +821,47 @@ pub unsafe extern "C" fn helper_sse_fp(env: *mut u8, op: u64, dst: u64, src: u64
         write_state(cpu, dst, v);
     }
     out.ret
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use core::arch::x86_64::*;
+
+    fn host(x: u32, rsqrt: bool) -> u32 {
+        // SAFETY: SSE is baseline on x86-64; the intrinsics only touch registers.
+        unsafe {
+            let v = _mm_castsi128_ps(_mm_cvtsi32_si128(x as i32));
+            let r = if rsqrt { _mm_rsqrt_ss(v) } else { _mm_rcp_ss(v) };
+            _mm_cvtsi128_si32(_mm_castps_si128(r)) as u32
+        }
+    }
+
+    fn amd() -> bool {
+        let r = __cpuid(0);
+        let mut v = [0u8; 12];
+        v[..4].copy_from_slice(&r.ebx.to_le_bytes());
+        v[4..8].copy_from_slice(&r.edx.to_le_bytes());
+        v[8..].copy_from_slice(&r.ecx.to_le_bytes());
+        &v == b"AuthenticAMD"
+    }
+
+    /// Every table index under every exponent and sign, plus the low fraction bits at a few exponents,
+    /// against the host (AMD hosts only: the tables are AMD's).
+    #[test]
+    fn rcp_rsqrt_match_the_amd_host() {
+        if !amd() {
+            return;
+        }
+        for sign in [0, 0x8000_0000u32] {
+            for e in 0..256u32 {
+                for i in 0..4096u32 {
+                    let low = if i % 7 == 0 { (i * 0x9e37) & 0x7ff } else { 0 };
+                    let x = sign | e << 23 | i << 11 | low;
+                    assert_eq!(rcp32(x), host(x, false), "rcp {x:#010x}");
+                    assert_eq!(rsqrt32(x), host(x, true), "rsqrt {x:#010x}");
+                }
+            }
+        }
+    }
 }
