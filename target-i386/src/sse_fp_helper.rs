@@ -264,6 +264,7 @@ fn ar32(l: &mut Lanes, st: &FloatStatus, o: Ar, x: u32, y: u32) -> u32 {
             Ar::Mul => fpu::f32_mul(x, y, s),
             Ar::Div => fpu::f32_div(x, y, s),
             Ar::Sqrt => fpu::f32_sqrt(y, s),
+            // Narrowing has an f64 source: ar64 handles it, this arm only completes the match.
             Ar::Narrow => x,
         },
         || unbounded(o, x.into(), y.into(), true, st),
@@ -415,7 +416,7 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8, u8) {
     };
     let trunc = imm8 & imm::TRUNCATE != 0;
     let wide = imm8 & imm::WIDE != 0;
-    let i8 = imm8 & 0xff;
+    let ib = imm8 & 0xff;
     let out = |v: u128| Out { dst: Some(v), ret: 0 };
     let r = match kind {
         op::ADD | op::SUB | op::MUL | op::DIV | op::SQRT | op::MIN | op::MAX => {
@@ -455,7 +456,7 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8, u8) {
             out(v)
         }
         op::CMP => {
-            let sig = cmp_signals(i8);
+            let sig = cmp_signals(ib);
             let mut v = a;
             for i in 0..lanes {
                 if single {
@@ -465,7 +466,7 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8, u8) {
                         |s| fpu::f32_compare(lane32(a, i), lane32(b, i), sig, s),
                         none,
                     );
-                    v = with32(v, i, if cmp_pred(i8, rel) { u32::MAX } else { 0 });
+                    v = with32(v, i, if cmp_pred(ib, rel) { u32::MAX } else { 0 });
                 } else {
                     let rel = run(
                         &mut l,
@@ -473,7 +474,7 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8, u8) {
                         |s| fpu::f64_compare(lane64(a, i), lane64(b, i), sig, s),
                         none,
                     );
-                    v = with64(v, i, if cmp_pred(i8, rel) { u64::MAX } else { 0 });
+                    v = with64(v, i, if cmp_pred(ib, rel) { u64::MAX } else { 0 });
                 }
             }
             out(v)
@@ -533,12 +534,12 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8, u8) {
             out(v)
         }
         op::ROUND => {
-            let mode = if i8 & 4 != 0 {
+            let mode = if ib & 4 != 0 {
                 st.rounding
             } else {
-                RoundingMode::from_rc(i8)
+                RoundingMode::from_rc(ib)
             };
-            let quiet = i8 & 8 != 0;
+            let quiet = ib & 8 != 0;
             let mut v = a;
             for i in 0..lanes {
                 if single {
@@ -561,7 +562,7 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8, u8) {
             }
             out(v)
         }
-        op::DP => out(dot(a, b, i8, single, &st, &mut l)),
+        op::DP => out(dot(a, b, ib, single, &st, &mut l)),
         op::CVT_S2D => {
             if fm == form::SS {
                 let r = run(&mut l, &st, |s| fpu::f32_to_f64(lane32(b, 0), s), none);
@@ -662,7 +663,7 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8, u8) {
                 let x = lane64(b, 0);
                 u128::from(x) | u128::from(x) << 64
             } else {
-                let o = (i8 & 1) as usize;
+                let o = (ib & 1) as usize;
                 let (x, y) = (lane32(b, o), lane32(b, 2 + o));
                 pack32([x, x, y, y])
             };
@@ -676,11 +677,11 @@ fn compute(op: u32, a: u128, b: u128, imm8: u32, mxcsr: u32) -> (Out, u8, u8) {
 /// unselected lanes are +0. As measured on the host, an unmasked exception in the multiplications ends the
 /// instruction before the additions (whose flags are then not reported); otherwise the additions report
 /// their own flags, a denormal intermediate product included.
-fn dot(a: u128, b: u128, i8: u32, single: bool, st: &FloatStatus, l: &mut Lanes) -> u128 {
+fn dot(a: u128, b: u128, ib: u32, single: bool, st: &FloatStatus, l: &mut Lanes) -> u128 {
     if single {
         let mut p = [0u32; 4];
         for (i, x) in p.iter_mut().enumerate() {
-            if i8 & (0x10 << i) != 0 {
+            if ib & (0x10 << i) != 0 {
                 *x = ar32(l, st, Ar::Mul, lane32(a, i), lane32(b, i));
             }
         }
@@ -695,7 +696,7 @@ fn dot(a: u128, b: u128, i8: u32, single: bool, st: &FloatStatus, l: &mut Lanes)
         let sum = ar32(l, st, Ar::Add, s01, s23);
         let mut v = [0u32; 4];
         for (i, x) in v.iter_mut().enumerate() {
-            if i8 & (1 << i) != 0 {
+            if ib & (1 << i) != 0 {
                 *x = sum;
             }
         }
@@ -703,7 +704,7 @@ fn dot(a: u128, b: u128, i8: u32, single: bool, st: &FloatStatus, l: &mut Lanes)
     } else {
         let mut p = [0u64; 2];
         for (i, x) in p.iter_mut().enumerate() {
-            if i8 & (0x10 << i) != 0 {
+            if ib & (0x10 << i) != 0 {
                 *x = ar64(l, st, Ar::Mul, lane64(a, i), lane64(b, i));
             }
         }
@@ -713,7 +714,7 @@ fn dot(a: u128, b: u128, i8: u32, single: bool, st: &FloatStatus, l: &mut Lanes)
         let sum = ar64(l, st, Ar::Add, p[0], p[1]);
         let mut v = 0u128;
         for i in 0..2 {
-            if i8 & (1 << i) != 0 {
+            if ib & (1 << i) != 0 {
                 v = with64(v, i, sum);
             }
         }

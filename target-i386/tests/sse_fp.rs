@@ -1715,3 +1715,25 @@ fn xm_or_ud_by_cr4_and_alignment() {
         }
     }
 }
+
+#[test]
+fn results_flow_to_later_instructions_of_the_tb() {
+    let code = [
+        0x0f, 0x58, 0xc1, // addps xmm0, xmm1
+        0x0f, 0x28, 0xd0, // movaps xmm2, xmm0
+        0x0f, 0x2f, 0xc1, // comiss xmm0, xmm1
+        0x0f, 0x92, 0xc3, // setb bl
+        0x0f, 0x94, 0xc1, // sete cl
+        0xf3, 0x0f, 0x2c, 0xc2, // cvttss2si eax, xmm2
+        0x83, 0xc0, 0x01, // add eax, 1
+    ];
+    let m = harness::run_with(&code, |m| {
+        m.cpu.xmm[0] = 0xbf80_0000; // -1.0
+        m.cpu.xmm[1] = 0x3f00_0000; // 0.5
+        m.cpu.regs[3] = 0xff;
+        m.cpu.regs[1] = 0xff;
+    });
+    assert_eq!(m.cpu.xmm[2], 0xbf00_0000); // -0.5
+    assert_eq!((m.cpu.regs[3], m.cpu.regs[1], m.cpu.regs[0]), (1, 0, 1));
+    assert_eq!(m.cpu.mxcsr, 0x1fa0, "cvttss2si of -0.5 is inexact");
+}
