@@ -8,8 +8,8 @@
 //!
 //! # MXCSR and #XM
 //! Every element is computed with the exceptions as if masked, and their flags are OR-ed together. If a flag
-//! whose mask bit is clear results, nothing is written (no element, no MMX/x87 state, no register result) and
-//! the instruction faults: #XM (19) with CR4.OSXMMEXCPT, else #UD. As the SDM describes for packed operations,
+//! whose mask bit is clear results, nothing is written (no element, no MMX register, no register result; only
+//! the x87 tag/TOP change of an MMX operand happens) and the instruction faults: #XM (19) with CR4.OSXMMEXCPT, else #UD. As the SDM describes for packed operations,
 //! when any element has an unmasked pre-computation exception (invalid, denormal, divide-by-zero), only the
 //! pre-computation flags (of all elements) reach MXCSR; otherwise all flags do. An unmasked underflow is
 //! signalled for tiny results even when they are exact (the masked rule requires inexactness).
@@ -95,8 +95,6 @@ pub mod imm {
     pub const WIDE: u32 = 1 << 8;
     /// Truncating conversion (the cvtt forms).
     pub const TRUNCATE: u32 = 1 << 9;
-    /// The MMX-sized source came from memory: cvtpi2pd m64 leaves the x87 state alone.
-    pub const SRC_MEM: u32 = 1 << 10;
 }
 
 /// The #XM vector.
@@ -788,8 +786,8 @@ fn write_state(cpu: &mut X86CpuState, off: usize, v: u128) {
 
 /// `sse_fp(op: i32, dst_off: i32, src_off: i32, imm: i32) -> i64`, MAY_FAULT: the operation [`op`] on the
 /// operands at CPU-state offsets `dst_off` (also the first source) and `src_off`; returns the integer result
-/// of cvt*2si and the EFLAGS bits (ZF, PF, CF) of comis/ucomis. On an unmasked exception nothing but MXCSR
-/// changes and #XM or #UD is raised.
+/// of cvt*2si and the EFLAGS bits (ZF, PF, CF) of comis/ucomis. On an unmasked exception only MXCSR (and the
+/// x87 tags of an MMX operand) change and #XM or #UD is raised.
 ///
 /// # Safety
 /// `env` must be the [`X86CpuState`] the generated code runs on.
@@ -800,6 +798,11 @@ pub unsafe extern "C" fn helper_sse_fp(env: *mut u8, op: u64, dst: u64, src: u64
     let a = read_state(cpu, dst);
     let b = read_state(cpu, src);
     let (out, all, done) = compute(op, a, b, imm8, cpu.mxcsr);
+    // Only an MMX register operand switches the x87 unit to MMX mode (cvtpi2ps/cvtpi2pd m64 do not: measured
+    // on the host), and it does so even when the instruction then raises #XM (measured too).
+    if is_mmx(dst) || is_mmx(src) {
+        mmx_touch(cpu);
+    }
     let masks = ((cpu.mxcsr >> 7) & 0x3f) as u8;
     let unmasked = all & !masks;
     if unmasked != 0 {
@@ -813,11 +816,6 @@ pub unsafe extern "C" fn helper_sse_fp(env: *mut u8, op: u64, dst: u64, src: u64
         return 0;
     }
     cpu.mxcsr |= u32::from(all);
-    // cvtpi2ps m64 is an MMX instruction even without an MMX operand; cvtpi2pd m64 is not.
-    let pi2ps_mem = op & 0xff == op::CVT_PI2F && (op >> 8) & 3 == form::PS && imm8 & imm::SRC_MEM != 0;
-    if is_mmx(dst) || is_mmx(src) || pi2ps_mem {
-        mmx_touch(cpu);
-    }
     if let Some(v) = out.dst {
         write_state(cpu, dst, v);
     }

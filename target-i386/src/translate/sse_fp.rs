@@ -5,7 +5,7 @@
 //! A memory source is loaded by IR into `X86CpuState::xmm_t0` before the helper runs, so a page fault or a
 //! misalignment #GP(0) (16-byte operands of the legacy-SSE forms, except lddqu) comes first and precisely;
 //! scalar and 64-bit operands have no alignment requirement. A general-register source (cvtsi2ss/sd) goes
-//! through the same slot. The helper may raise #XM/#UD, in which case nothing but MXCSR changed; its return
+//! through the same slot. The helper may raise #XM/#UD, in which case no destination changed; its return
 //! value (cvt*2si, comis flags) is only used after it returned.
 
 use core::mem::offset_of;
@@ -230,7 +230,6 @@ impl DisasContext<'_> {
             Opnd::Xmm(n) => xmm_offset(n, 0),
             Opnd::Mmx(n) => mmx_offset(n),
             Opnd::Mem => {
-                extra |= imm::SRC_MEM;
                 if !self.gen_load_t0(f, false) {
                     return false;
                 }
