@@ -9,10 +9,13 @@
 //! # MXCSR and #XM
 //! Every element is computed with the exceptions as if masked, and their flags are OR-ed together. If a flag
 //! whose mask bit is clear results, nothing is written (no element, no MMX register, no register result; only
-//! the x87 tag/TOP change of an MMX operand happens) and the instruction faults: #XM (19) with CR4.OSXMMEXCPT, else #UD. As the SDM describes for packed operations,
-//! when any element has an unmasked pre-computation exception (invalid, denormal, divide-by-zero), only the
-//! pre-computation flags (of all elements) reach MXCSR; otherwise all flags do. An unmasked underflow is
-//! signalled for tiny results even when they are exact (the masked rule requires inexactness).
+//! the x87 tag/TOP change of an MMX operand happens) and the instruction faults: #XM (19) with
+//! CR4.OSXMMEXCPT, else #UD. What MXCSR then holds follows the host (measured through SIGFPE by
+//! `tests/sse_fp.rs`): with an unmasked pre-computation exception (invalid, denormal, divide-by-zero) in any
+//! element, only the pre-computation flags of all elements; otherwise all flags, where an element whose
+//! overflow or underflow is unmasked reports them from its result at an unbounded exponent range (underflow
+//! even when exact, precision only for an inexact significand); dpps/dppd stop after the stage (products,
+//! sums) that raised an unmasked exception. See `docs/target-i386.md`, "SSE floating point".
 
 use core::mem::offset_of;
 

@@ -1665,7 +1665,8 @@ fn unmasked_exceptions_match_the_host() {
             if !ok && failures.len() < 40 {
                 let hc = sigfpe::MXCSR.load(Ordering::SeqCst);
                 failures.push(format!(
-                    "{} case {case}: host fault {host_fault} (mxcsr {hc:#x}), rqemu {out:?}\n  in   {s:x?}\n  host {host:x?}\n  rq   {got:x?}",
+                    "{} case {case}: host fault {host_fault} (mxcsr {hc:#x}), rqemu {out:?}\n  in   {s:x?}\n  \
+                     host {host:x?}\n  rq   {got:x?}",
                     form.name
                 ));
             }
