@@ -199,8 +199,8 @@ impl DisasContext<'_> {
         let (Some(d), Some(s)) = (self.fp_operand(0), self.fp_operand(1)) else {
             return false;
         };
-        // Operand shapes each kind accepts; anything else (e.g. a VEX form iced decodes to another
-        // mnemonic never reaches here, but MMX/GPR operands in the wrong place could) is #UD.
+        // The operand shapes each kind accepts; anything else is #UD. (VEX forms never get here: iced-x86
+        // decodes them to other mnemonics, vaddps and so on.)
         let ok = match (kind, d, s) {
             (op::CVT_F2SI, Opnd::Gpr(_), Opnd::Xmm(_) | Opnd::Mem) => true,
             (op::CVT_SI2F, Opnd::Xmm(_), Opnd::Gpr(_) | Opnd::Mem) => true,
