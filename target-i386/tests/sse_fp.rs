@@ -201,8 +201,20 @@ fn forms() -> Vec<Form> {
         form!(cmpps_6, "0x0f, 0xc2, 0xc1, 0x06", [0x0f, 0xc2, 0xc1, 0x06], F32, "sse2"),
         form!(cmpps_7, "0x0f, 0xc2, 0xc1, 0x07", [0x0f, 0xc2, 0xc1, 0x07], F32, "sse2"),
         // imm8 bits 3..7 of the legacy forms are ignored.
-        form!(cmpps_hi, "0x0f, 0xc2, 0xc1, 0x0d", [0x0f, 0xc2, 0xc1, 0x0d], F32, "sse2"),
-        form!(cmpsd_hi, "0xf2, 0x0f, 0xc2, 0xc1, 0xfa", [0xf2, 0x0f, 0xc2, 0xc1, 0xfa], F64, "sse2"),
+        form!(
+            cmpps_hi,
+            "0x0f, 0xc2, 0xc1, 0x0d",
+            [0x0f, 0xc2, 0xc1, 0x0d],
+            F32,
+            "sse2"
+        ),
+        form!(
+            cmpsd_hi,
+            "0xf2, 0x0f, 0xc2, 0xc1, 0xfa",
+            [0xf2, 0x0f, 0xc2, 0xc1, 0xfa],
+            F64,
+            "sse2"
+        ),
         form!(cmpps_m, "0x0f, 0xc2, 0x07, 0x01", [0x0f, 0xc2, 0x07, 0x01], F32, "sse2"),
         form!(
             cmpss_0,
@@ -1564,7 +1576,9 @@ fn every_form_matches_the_host() {
 
 /// SIGFPE plumbing for the unmasked-exception comparison: the handler records MXCSR as the #XM left it, then
 /// masks everything in the interrupted context and resumes after the faulting instruction (its address and
-/// length are known: the `.byte` block follows `ldmxcsr [rsi + 72]`, which is 4 bytes).
+/// length are known: the `.byte` block follows `ldmxcsr [rsi + 72]`, which is 4 bytes). Linux only: the
+/// `ucontext_t` layout is Linux's.
+#[cfg(target_os = "linux")]
 mod sigfpe {
     use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -1624,6 +1638,7 @@ mod sigfpe {
     }
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn unmasked_exceptions_match_the_host() {
     use core::sync::atomic::Ordering;
