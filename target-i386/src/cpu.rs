@@ -313,9 +313,9 @@ pub struct X86CpuState {
     _pad: u32,
     /// XMM0 to XMM15.
     pub xmm: [u128; 16],
-    /// Scratch slot of the SSE/MMX integer helpers (`translate/sse_int.rs`): a memory source operand is loaded
-    /// here by generated code (precise faults) before the helper, which reads operands by state offset, runs.
-    /// Not architectural.
+    /// Scratch XMM-sized slot of the SSE/MMX helpers (`translate/sse_int.rs`, `translate/sse_fp.rs`): a memory
+    /// (or general-register) source operand is stored here by generated code first (precise faults), so the
+    /// helpers always read their operands by state offset. Not architectural.
     pub xmm_t0: u128,
     /// Staging area of the x87 memory operands (`fpu_helper`): generated code loads an operand here before
     /// the `x87` helper runs and stores a result from here after it, so faults happen with the x87 state

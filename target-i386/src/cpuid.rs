@@ -29,6 +29,9 @@
 //! | 1 | ecx | 20 | SSE4.2 | pcmpgtq, crc32, pcmpestri/pcmpestrm/pcmpistri/pcmpistrm |
 //! | 1 | ecx | 22 | MOVBE | movbe (load and store, 16/32/64) is translated |
 //! | 1 | ecx | 23 | POPCNT | popcnt is translated |
+//! | 1 | edx | 25 | SSE | SSE floating point (`translate/sse_fp.rs`), moves and MXCSR (`sse_moves.rs`, `x87_state.rs`) |
+//! | 1 | edx | 26 | SSE2 | SSE2 floating point and conversions (`translate/sse_fp.rs`) |
+//! | 1 | ecx | 0 | SSE3 | addsub, hadd/hsub, movddup/movshdup/movsldup, lddqu (`translate/sse_fp.rs`) |
 //! | 7.0 | ebx | 3 | BMI1 | andn, bextr, blsi, blsmsk, blsr, tzcnt are translated |
 //! | 7.0 | ebx | 8 | BMI2 | bzhi, mulx, pdep, pext, rorx, sarx, shlx, shrx are translated |
 //! | 7.0 | ecx | 22 | RDPID | rdpid is translated |
@@ -37,10 +40,7 @@
 //! | 0x8000_0001 | edx | 27 | RDTSCP | rdtscp is translated (TSC_AUX from the MSR file) |
 //! | 0x8000_0001 | edx | 29 | LM | 64-bit code is decoded and translated |
 //!
-//! SSE4.1 (leaf 1 ecx bit 19) stays clear although its integer instructions are translated: roundps/pd/ss/sd
-//! and dpps/dppd (floating point) are not yet.
-//!
-//! Everything else reads as 0: no SSE/SSE2, SSE3, SSE4.1 or AVX, no APIC (none is emulated), no MTRR (no
+//! Everything else reads as 0: no SSE4.1 (until the fuzzer covers it), AVX, no APIC (none is emulated), no MTRR (no
 //! MTRR MSRs), no VME/DE/MCE/PCID, no hypervisor bit. Leaves 2..6
 //! read as 0. Leaves above the maxima (0x7 basic, 0x8000_0008 extended) return the highest basic leaf (subleaf
 //! as given), as Intel CPUs do.
@@ -109,7 +109,15 @@ pub const CPUID_1_EDX: u32 = CPUID_1_EDX_FPU
     | CPUID_1_EDX_PGE
     | CPUID_1_EDX_PAT
     | CPUID_1_EDX_PSE36
-    | CPUID_1_EDX_MMX;
+    | CPUID_1_EDX_MMX
+    | CPUID_1_EDX_SSE
+    | CPUID_1_EDX_SSE2;
+/// Leaf 1 edx: SSE (the floating-point instructions are `translate/sse_fp.rs`).
+pub const CPUID_1_EDX_SSE: u32 = 1 << 25;
+/// Leaf 1 edx: SSE2.
+pub const CPUID_1_EDX_SSE2: u32 = 1 << 26;
+/// Leaf 1 ecx: SSE3 (addsub, hadd/hsub, movddup/movshdup/movsldup, lddqu).
+pub const CPUID_1_ECX_SSE3: u32 = 1 << 0;
 /// Leaf 7.0 ebx as advertised.
 pub const CPUID_7_0_EBX: u32 = CPUID_7_0_EBX_BMI1 | CPUID_7_0_EBX_BMI2 | CPUID_7_0_EBX_SMEP | CPUID_7_0_EBX_SMAP;
 /// Leaf 0x8000_0001 edx as advertised.
@@ -169,7 +177,12 @@ pub const LEAVES: &[(u32, Option<u32>, CpuidResult)] = &[
         CpuidResult {
             eax: 0x0000_0600,
             ebx: 0x0001_0000,
-            ecx: CPUID_1_ECX_CX16 | CPUID_1_ECX_MOVBE | CPUID_1_ECX_POPCNT | CPUID_1_ECX_SSSE3 | CPUID_1_ECX_SSE42,
+            ecx: CPUID_1_ECX_CX16
+                | CPUID_1_ECX_MOVBE
+                | CPUID_1_ECX_POPCNT
+                | CPUID_1_ECX_SSE3
+                | CPUID_1_ECX_SSSE3
+                | CPUID_1_ECX_SSE42,
             edx: CPUID_1_EDX,
         },
     ),
@@ -252,13 +265,18 @@ mod tests {
         assert_eq!(&v, VENDOR);
         assert_eq!(
             cpuid(1, 0).edx,
-            0x0183_a979,
-            "FPU TSC PSE MSR PAE CX8 SEP PGE CMOV PAT PSE36 MMX FXSR: no SSE..."
+            0x0783_a979,
+            "FPU TSC PSE MSR PAE CX8 SEP PGE CMOV PAT PSE36 MMX FXSR SSE SSE2"
         );
         assert_eq!(
             cpuid(1, 0).ecx,
-            CPUID_1_ECX_CX16 | CPUID_1_ECX_MOVBE | CPUID_1_ECX_POPCNT | CPUID_1_ECX_SSSE3 | CPUID_1_ECX_SSE42,
-            "SSSE3 and SSE4.2, no SSE3 or SSE4.1"
+            CPUID_1_ECX_CX16
+                | CPUID_1_ECX_MOVBE
+                | CPUID_1_ECX_POPCNT
+                | CPUID_1_ECX_SSE3
+                | CPUID_1_ECX_SSSE3
+                | CPUID_1_ECX_SSE42,
+            "SSE3, SSSE3, SSE4.2; no SSE4.1 yet"
         );
         assert_eq!(cpuid(0x8000_0001, 0).edx, 0x2c10_0800, "SYSCALL NX Page1GB RDTSCP LM");
         let l7 = cpuid(7, 0);

@@ -78,6 +78,9 @@ pub struct Helpers {
     /// `x87(op: i32, a: i32, b: i32, c: i32)`: the x87 FPU ([`crate::fpu_helper`]); reads and writes globals
     /// (EFLAGS: fcmov, fcomi), may fault (#NM, #MF).
     pub x87: HelperId,
+    /// `sse_fp(op: i32, dst_off: i32, src_off: i32, imm: i32) -> i64`: SSE floating point on CPU-state
+    /// offsets ([`crate::sse_fp_helper::helper_sse_fp`]); MAY_FAULT (#XM/#UD), no globals.
+    pub sse_fp: HelperId,
 }
 
 /// The x86 target: its [`TargetDesc`] and the ids of its helpers. Build it once and share it.
@@ -212,6 +215,13 @@ impl I386Target {
             args: VEC_ARGS,
             ret: Some(Type::I64),
         });
+        let sse_fp = t.helpers.register(HelperInfo {
+            name: "sse_fp",
+            func: crate::sse_fp_helper::helper_sse_fp,
+            flags: HelperFlags::MAY_FAULT,
+            args: &[Type::I32, Type::I32, Type::I32, Type::I32],
+            ret: Some(Type::I64),
+        });
         let seg = crate::translate::register_seg_helpers(&mut t);
         let sysreg = crate::translate::register_sysreg_helper(&mut t);
         let io = crate::translate::register_io_helpers(&mut t);
@@ -251,6 +261,7 @@ impl I386Target {
                 vec_op,
                 vec_op_regs,
                 x87,
+                sse_fp,
             },
         }
     }

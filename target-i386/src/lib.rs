@@ -10,13 +10,14 @@
 //!   exception delivery ([`ExceptionMode`]), external interrupts ([`InterruptController`]), hlt, reset;
 //! - [`seg_helper`], [`excp_helper`], [`sysmem`]: segmentation, far transfers, iret, and interrupt/exception
 //!   delivery through the IVT/IDT, called by the translator's helpers and the loop;
+//! - [`sse_fp_helper`]: the SSE floating-point helper on the soft-float crate;
 //! - [`paging`]: the page-table walker;
 //! - [`vec_helper`], [`pcmpstr`]: the bodies of the SSE/MMX integer instructions (`translate/sse_int.rs`);
 //! - [`dump`]: the register dump, `IN:` listing and exception line of `-d cpu,in_asm,int`.
 //!
 //! - [`fpu_helper`]: the x87 FPU's instruction bodies (on the `rqemu-fpu` soft-float crate).
 //!
-//! What is not here yet: task switches, VME, SSE arithmetic.
+//! What is not here yet: task switches, VME.
 
 pub mod bench;
 pub mod cc;
@@ -31,6 +32,8 @@ pub mod machine;
 pub mod paging;
 pub mod pcmpstr;
 pub mod seg_helper;
+pub mod sse_fp_helper;
+mod sse_rcp_table;
 pub mod sysmem;
 pub mod translate;
 pub mod vec_helper;

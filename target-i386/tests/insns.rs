@@ -331,15 +331,14 @@ fn flag_instructions() {
 #[test]
 fn unimplemented_instructions_raise_ud() {
     let cases: &[&[u8]] = &[
-        &[0x0f, 0x0b],             // ud2
-        &[0x0f, 0xff, 0xc0],       // ud0 eax, eax
-        &[0x0f, 0x58, 0xc1],       // addps xmm0, xmm1 (SSE arithmetic: not yet)
-        &[0x0f, 0x2a, 0xc1],       // cvtpi2ps xmm0, mm1 (MMX/SSE conversion: not yet)
-        &[0x0f, 0xae, 0x20],       // xsave [rax] (the xsave family: not advertised)
-        &[0xc5, 0xf8, 0x58, 0xc1], // vaddps xmm0, xmm0, xmm1 (AVX: not advertised)
-        &[0x8e, 0xc8],             // mov cs, eax (never valid)
-        &[0xf0, 0x01, 0xc0],       // lock add eax, eax (invalid encoding)
-        &[0x06],                   // push es (invalid in 64-bit mode)
+        &[0x0f, 0x0b],                         // ud2
+        &[0x0f, 0xff, 0xc0],                   // ud0 eax, eax
+        &[0x66, 0x0f, 0x3a, 0x44, 0xc1, 0x00], // pclmulqdq xmm0, xmm1, 0 (not advertised)
+        &[0x0f, 0xae, 0x20],                   // xsave [rax] (the xsave family: not advertised)
+        &[0xc5, 0xf8, 0x58, 0xc1],             // vaddps xmm0, xmm0, xmm1 (AVX: not advertised)
+        &[0x8e, 0xc8],                         // mov cs, eax (never valid)
+        &[0xf0, 0x01, 0xc0],                   // lock add eax, eax (invalid encoding)
+        &[0x06],                               // push es (invalid in 64-bit mode)
     ];
     for code in cases {
         let p = prog(&[&[0xb8, 0x05, 0x00, 0x00, 0x00], code, &[0x90]]); // mov eax, 5; <insn>; nop

@@ -63,6 +63,9 @@
 //!   fcmovcc, constants, arithmetic in every form, fsqrt/fabs/fchs/frndint/fscale/fxtract/fprem/fprem1, compares
 //!   (fcom*, fucom*, ficom*, fcomi*, ftst, fxam), ffree(p), fincstp/fdecstp, fnop, fninit, fnclex, fnstenv/fldenv,
 //!   fnsave/frstor, wait, fneni/fndisi/fnsetpm (no-ops), and the transcendentals (fsin, fcos, fsincos, fptan, fpatan, f2xm1, fyl2x, fyl2xp1).
+//! - SSE/SSE2/SSE3/SSE4.1 floating point (`sse_fp.rs`, helper in `sse_fp_helper.rs`): add, sub, mul, div,
+//!   sqrt, min, max, rcp, rsqrt (ps/ss/pd/sd as they exist), cmpps/ss/pd/sd, comis/ucomis, every cvt form
+//!   (MMX-register forms included), addsub/hadd/hsub, movddup/movshdup/movsldup/lddqu, round and dp;
 //!
 //! Everything else (and any operand that is not a general-purpose register, memory or immediate, outside the
 //! segment-register forms above) raises #UD.
@@ -80,6 +83,7 @@ mod operand;
 mod seg;
 mod sse_int;
 mod sse_int_moves;
+mod sse_fp;
 mod sse_moves;
 mod stack;
 mod string;
@@ -437,6 +441,7 @@ impl<'t> DisasContext<'t> {
                 }
                 return self.gen_x87_state(f);
             }
+            m if sse_fp::is_sse_fp(m) => return self.gen_sse_fp(f),
             _ => {}
         }
         if !self.operands_supported() {
