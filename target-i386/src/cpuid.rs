@@ -26,6 +26,7 @@
 //! | 1 | ecx | 13 | CX16 | cmpxchg16b is translated |
 //! | 1 | edx | 23 | MMX | every MMX instruction is translated (`translate/sse_int.rs`, `sse_moves.rs`) |
 //! | 1 | ecx | 9 | SSSE3 | pshufb, phadd/phsub(s), pmaddubsw, pmulhrsw, psign, pabs, palignr (XMM and MMX) |
+//! | 1 | ecx | 19 | SSE4.1 | the integer half (`translate/sse_int.rs`: blends, pmin/pmax, pmovsx/zx, ptest, pinsr/pextr, insertps/extractps, pmuldq, pmulld, packusdw, pcmpeqq, phminposuw, mpsadbw, movntdqa) and the floating-point half (round, dpps/dppd) |
 //! | 1 | ecx | 20 | SSE4.2 | pcmpgtq, crc32, pcmpestri/pcmpestrm/pcmpistri/pcmpistrm |
 //! | 1 | ecx | 22 | MOVBE | movbe (load and store, 16/32/64) is translated |
 //! | 1 | ecx | 23 | POPCNT | popcnt is translated |
@@ -40,7 +41,9 @@
 //! | 0x8000_0001 | edx | 27 | RDTSCP | rdtscp is translated (TSC_AUX from the MSR file) |
 //! | 0x8000_0001 | edx | 29 | LM | 64-bit code is decoded and translated |
 //!
-//! Everything else reads as 0: no SSE4.1 (until the fuzzer covers it), AVX, no APIC (none is emulated), no MTRR (no
+//! FPU and FXSR (edx bits 0 and 24) cover the x87 FPU (`translate/x87.rs`) and fxsave/fxrstor.
+//!
+//! Everything else reads as 0: no AVX, XSAVE, PCLMULQDQ or AES-NI, no APIC (none is emulated), no MTRR (no
 //! MTRR MSRs), no VME/DE/MCE/PCID, no hypervisor bit. Leaves 2..6
 //! read as 0. Leaves above the maxima (0x7 basic, 0x8000_0008 extended) return the highest basic leaf (subleaf
 //! as given), as Intel CPUs do.
@@ -135,6 +138,8 @@ pub const CPUID_1_EDX_MMX: u32 = 1 << 23;
 pub const CPUID_1_ECX_SSSE3: u32 = 1 << 9;
 /// Leaf 1 ecx: SSE4.2.
 pub const CPUID_1_ECX_SSE42: u32 = 1 << 20;
+/// Leaf 1 ecx: SSE4.1.
+pub const CPUID_1_ECX_SSE41: u32 = 1 << 19;
 /// Leaf 7 subleaf 0 ebx: BMI1.
 pub const CPUID_7_0_EBX_BMI1: u32 = 1 << 3;
 /// Leaf 7 subleaf 0 ebx: BMI2.
@@ -182,6 +187,7 @@ pub const LEAVES: &[(u32, Option<u32>, CpuidResult)] = &[
                 | CPUID_1_ECX_POPCNT
                 | CPUID_1_ECX_SSE3
                 | CPUID_1_ECX_SSSE3
+                | CPUID_1_ECX_SSE41
                 | CPUID_1_ECX_SSE42,
             edx: CPUID_1_EDX,
         },
@@ -275,8 +281,9 @@ mod tests {
                 | CPUID_1_ECX_POPCNT
                 | CPUID_1_ECX_SSE3
                 | CPUID_1_ECX_SSSE3
+                | CPUID_1_ECX_SSE41
                 | CPUID_1_ECX_SSE42,
-            "SSE3, SSSE3, SSE4.2; no SSE4.1 yet"
+            "SSE3, SSSE3, SSE4.1, SSE4.2"
         );
         assert_eq!(cpuid(0x8000_0001, 0).edx, 0x2c10_0800, "SYSCALL NX Page1GB RDTSCP LM");
         let l7 = cpuid(7, 0);

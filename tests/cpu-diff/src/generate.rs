@@ -163,11 +163,6 @@ pub enum Family {
 /// implemented), and re-records the vectors (`cargo run --release -p rqemu-tests-cpu-diff --bin
 /// cpu-diff-record`, see tests/cpu-diff/README.md).
 pub const PENDING_FAMILIES: &[Family] = &[
-    Family::Mmx,
-    Family::Sse1Fp,
-    Family::Sse2Fp,
-    Family::Sse3,
-    Family::Sse41Fp,
     Family::X87LoadStore,
     Family::X87Arith,
     Family::X87Compare,
