@@ -933,3 +933,102 @@ fn transcendental_edges() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn transcendental_fuzz_regressions() {
+    // Differences the differential fuzzer found (FCW, ST(0), ST(1)), compared with the host like
+    // `transcendental_edges`.
+    let regs = |se: u16, m: u64| {
+        let mut b = [0u8; 10];
+        b[..8].copy_from_slice(&m.to_le_bytes());
+        b[8..].copy_from_slice(&se.to_le_bytes());
+        b
+    };
+    let cases: [(Case, u16, [u8; 10], [u8; 10]); 9] = [
+        // Unmasked underflow: the exponent-wrapped result, ES/B.
+        (
+            case!("f2xm1", 0xd9, 0xf0),
+            0xd66,
+            regs(0x8000, 0xb388_8e9f_7ec9_bd4e),
+            regs(0x3fff, 1 << 63),
+        ),
+        (
+            case!("fpatan", 0xd9, 0xf3),
+            0xc40,
+            regs(0x7ffe, u64::MAX),
+            regs(0x0001, 1 << 63),
+        ),
+        // Unmasked overflow: wrapped too.
+        (
+            case!("fyl2xp1", 0xd9, 0xf9),
+            0x973,
+            regs(0x4000, 0xa << 60),
+            regs(0x7ffe, u64::MAX),
+        ),
+        // A denormal's tangent rounds down (magnitude up) to the smallest normal, still with UE.
+        (
+            case!("fptan", 0xd9, 0xf2),
+            0x67f,
+            regs(0x8000, u64::MAX >> 1),
+            regs(0x8001, 1 << 63),
+        ),
+        // Truncated: sin of the smallest negative denormal is -0, cos of it the largest value below 1.
+        (
+            case!("fsincos", 0xd9, 0xfb),
+            0xd7f,
+            regs(0x8000, 1),
+            regs(0x3fff, 1 << 63),
+        ),
+        // Rounded down: sin of the smallest normal is the largest denormal.
+        (
+            case!("fsin", 0xd9, 0xfe),
+            0x57f,
+            regs(0x0001, 1 << 63),
+            regs(0x3fff, 1 << 63),
+        ),
+        // |x| > 1 is returned unchanged.
+        (
+            case!("f2xm1", 0xd9, 0xf0),
+            0x752,
+            regs(0xbfff, 0x8000_0000_0000_08ce),
+            regs(0x3fff, 1 << 63),
+        ),
+        // IE alone for a negative denormal (DE unmasked must not suppress the masked response).
+        (
+            case!("fyl2x", 0xd9, 0xf1),
+            0x675,
+            regs(0x8000, 0xdff6_b492_51b4_7068),
+            regs(0xbffe, 1 << 63),
+        ),
+        // No DE from the rounding of a normal result just above 2^-16368.
+        (
+            case!("fyl2x", 0xd9, 0xf1),
+            0x37f,
+            regs(0x7ffe, u64::MAX),
+            regs(0x0001, 1 << 63),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (c, fcw, x, y) in &cases {
+        let (mut s, _) = random_state(&mut Rng(1));
+        s.fcw = *fcw;
+        s.fsw = 0;
+        s.ftw = 0x7f;
+        s.regs[0] = *x;
+        s.regs[1] = *y;
+        let h = run_host(c, &s);
+        let g = run_guest(c, &s).expect("runs");
+        let inexact = h.fsw & 0x20 != 0;
+        let same = (0..8).all(|p| close_enough(&h.regs[p], &g.regs[p], inexact)) && (h.fsw | 0x200) == (g.fsw | 0x200);
+        if !same {
+            failures.push(format!(
+                "{}:\n  in   {}\n  host {}\n  rq   {}",
+                c.name,
+                show(&s),
+                show(&h),
+                show(&g)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
