@@ -98,7 +98,7 @@ impl Big {
         }
     }
 
-    /// Product, truncated to 128 bits.
+    /// Product, to 128 bits with a sticky lsb.
     pub fn mul(self, b: Big) -> Big {
         if self.is_zero() || b.is_zero() {
             return Big {
@@ -136,8 +136,9 @@ impl Big {
         };
         let d = (x.e - y.e) as u32;
         if d >= 129 && x.m & 1 != 0 {
-            // y lies wholly below x's sticky bit, which already stands for a nonzero tail that the inputs of
-            // these series (quotients, products) make larger than y: the tail's direction is x's.
+            // y lies wholly below x's last bit, and x already carries a sticky tail (from an inexact quotient
+            // or product of 64-bit operands, whose discarded part is not far below that bit): the tail
+            // dominates y, so the sum keeps x's direction. Jamming y in would cancel the sticky bit instead.
             return x;
         }
         // One guard bit below the 128 kept: shift both right by 1 first, keeping what falls off as sticky.
