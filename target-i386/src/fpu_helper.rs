@@ -1644,16 +1644,26 @@ fn fx_op(cpu: &mut X86CpuState, a: u32, rex_w: u32) {
 
 // ---- transcendentals (arithmetic in `fpu_trans`) ----
 
-/// Rounds `b` to extended precision under RC, with C1 = rounded away from zero; flags into `flags`.
+/// Rounds `b` to extended precision under RC, with C1 = rounded away from zero; flags into `flags`. An
+/// unmasked overflow or underflow delivers the exponent-wrapped result, as the arithmetic does.
 fn round_big(cpu: &X86CpuState, b: Big, flags: &mut u16) -> (F80, bool) {
     let rc = RoundingMode::from_rc(u32::from(cpu.fpu.fcw >> 10));
-    let mut s = FloatStatus::default();
-    let v = fpu_trans::round(b, rc, &mut s);
-    let mut z = FloatStatus::default();
-    let t = fpu_trans::round(b, RoundingMode::TowardZero, &mut z);
+    let mut r = fpu_trans::round(b, rc, 0);
     // Transcendental results are never exact (the exact cases are handled before): always inexact.
-    *flags |= u16::from(s.flags) | PE;
-    (v, v != t)
+    let mut f = PE;
+    if r.overflow {
+        f |= OE;
+        if unmasked(cpu, OE) {
+            r = fpu_trans::round(b, rc, -WRAP);
+        }
+    } else if r.tiny {
+        f |= UE;
+        if unmasked(cpu, UE) {
+            r = fpu_trans::round(b, rc, WRAP);
+        }
+    }
+    *flags |= f;
+    (r.value, r.up)
 }
 
 /// The shared prologue of one-operand results: stack checks, then NaN/invalid/infinity answers. Returns the
@@ -1709,7 +1719,11 @@ fn trig(cpu: &mut X86CpuState, a: u32) {
         Some((r0, r1)) => (r0, r1, false),
         None => {
             let b = Big::from_f80(x);
-            let (sn, cs) = fpu_trans::sin_cos(b);
+            let (sn, cs) = if a == misc::FPTAN {
+                (b, b) // unused: the tangent has its own evaluation
+            } else {
+                fpu_trans::sin_cos(b)
+            };
             match a {
                 misc::FSIN => {
                     let (v, up) = round_big(cpu, sn, &mut flags);
@@ -1726,7 +1740,7 @@ fn trig(cpu: &mut X86CpuState, a: u32) {
                     (v0, v1, up)
                 }
                 _ => {
-                    let (v, up) = round_big(cpu, sn.div(cs), &mut flags);
+                    let (v, up) = round_big(cpu, fpu_trans::tan(b), &mut flags);
                     (
                         v,
                         F80 {
@@ -1789,8 +1803,8 @@ fn f2xm1(cpu: &mut X86CpuState) {
         }
         if x.mant == 0 {
             Some(x)
-        } else if e > 16383 {
-            // |x| >= 2, outside the defined range [-1, 1]: the host returns the operand, reporting precision.
+        } else if e > 16383 || (e == 16383 && x.mant != 1 << 63) {
+            // |x| > 1, outside the defined range [-1, 1]: the host returns the operand, reporting precision.
             s.flags |= PE as u8;
             Some(x)
         } else if x.mant == 1 << 63 && e == 16383 && neg {
@@ -1870,10 +1884,7 @@ fn two_operand_transcendental(cpu: &mut X86CpuState, a: u32) {
     } else if f80_is_nan(x) || f80_is_nan(y) {
         Some(f80_add(x, y, &mut s))
     } else {
-        if f80_is_denormal(x) || f80_is_denormal(y) {
-            s.flags |= DE as u8;
-        }
-        match a {
+        let r = match a {
             misc::FPATAN => {
                 let pi = fpu_trans::pi();
                 let mut f = 0u16;
@@ -1981,7 +1992,13 @@ fn two_operand_transcendental(cpu: &mut X86CpuState, a: u32) {
                     None
                 }
             }
+        };
+        // Invalid and zero-divide outrank the denormal-operand flag (measured: fyl2x of a negative denormal
+        // reports IE alone, fyl2x(denormal, 0) ZE alone).
+        if (f80_is_denormal(x) || f80_is_denormal(y)) && u16::from(s.flags) & (IE | ZE) == 0 {
+            s.flags |= DE as u8;
         }
+        r
     };
     let mut flags = u16::from(s.flags);
     let (v, up) = match special {

@@ -1,8 +1,11 @@
 //! The x87 transcendental instructions' arithmetic: fsin, fcos, fsincos, fptan, fpatan, f2xm1, fyl2x, fyl2xp1.
 //!
 //! Values are evaluated in a 128-bit-significand software float ([`Big`]) with integer arithmetic only, so
-//! results are identical on every host. Each result is then rounded once to the 64-bit significand under the
-//! control word's rounding mode (precision control does not apply to these instructions). The evaluation error
+//! results are identical on every host. Its operations keep what they cannot hold as a sticky last bit, so a
+//! result that is an operand plus or minus a term far below its last bit (sin x, tan x, cos x for tiny x)
+//! still rounds in the right direction, also into the denormal range. Each result is then rounded once to the
+//! 64-bit significand under the control word's rounding mode ([`round`]; precision control does not apply to
+//! these instructions, also measured for tiny and denormal results). The evaluation error
 //! is far below 2^-100 relative, so the result is the correctly rounded one except when the exact value lies
 //! within that distance of a rounding boundary; against the host CPU, whose microcode is not correctly rounded,
 //! results agree within 1 ulp (see `tests/x87.rs`: 97-99.8% are identical, none is further than 1 ulp).
@@ -10,7 +13,7 @@
 //! with a 256-bit 2/pi), the remainder x - q * P against P = pi/2 rounded to 66 bits, exactly. This matches
 //! the host over the whole domain |x| < 2^63, where an exact reduction would differ by many ulps for large x.
 
-use rqemu_fpu::{f80_add, FloatStatus, RoundingMode, F80};
+use rqemu_fpu::{RoundingMode, F80};
 
 /// A nonzero finite value `m * 2^(e - 127)` (`m` normalized: bit 127 set, so the value is in [2^e, 2^(e+1))),
 /// or zero (`m == 0`), with a sign.
@@ -37,6 +40,17 @@ fn mul_wide(a: u128, b: u128) -> (u128, u128) {
     let lo = (p00 & u128::from(u64::MAX)) | (mid << 64);
     let hi = p11 + (p01 >> 64) + (p10 >> 64) + (mid >> 64);
     (hi, lo)
+}
+
+/// `v >> d` with the bits shifted out ORed into the lsb.
+fn jam(v: u128, d: u32) -> u128 {
+    if d == 0 {
+        v
+    } else if d >= 128 {
+        u128::from(v != 0)
+    } else {
+        v >> d | u128::from(v << (128 - d) != 0)
+    }
 }
 
 impl Big {
@@ -84,7 +98,7 @@ impl Big {
         }
     }
 
-    /// Product, truncated to 128 bits.
+    /// Product, to 128 bits with a sticky lsb.
     pub fn mul(self, b: Big) -> Big {
         if self.is_zero() || b.is_zero() {
             return Big {
@@ -92,11 +106,22 @@ impl Big {
                 ..ZERO
             };
         }
-        let (hi, _) = mul_wide(self.m, b.m);
-        Big::norm(self.neg ^ b.neg, self.e + b.e + 1, hi)
+        let (hi, lo) = mul_wide(self.m, b.m);
+        // The product of two normalized significands has its leading bit at 255 or 254: keep 128 bits, the
+        // rest as a sticky lsb so that later rounding sees "slightly above" rather than "exact".
+        let (m, e) = if hi >> 127 != 0 {
+            (hi | u128::from(lo != 0), self.e + b.e + 1)
+        } else {
+            (hi << 1 | lo >> 127 | u128::from(lo << 1 != 0), self.e + b.e)
+        };
+        Big {
+            neg: self.neg ^ b.neg,
+            e,
+            m,
+        }
     }
 
-    /// Sum, truncated to 128 bits (one guard bit).
+    /// Sum, to 128 bits with a sticky lsb (the bits shifted out are ORed into the last one).
     pub fn add(self, b: Big) -> Big {
         if self.is_zero() {
             return b;
@@ -104,11 +129,21 @@ impl Big {
         if b.is_zero() {
             return self;
         }
-        let (x, y) = if self.e >= b.e { (self, b) } else { (b, self) };
+        let (x, y) = if self.e > b.e || (self.e == b.e && self.m >= b.m) {
+            (self, b)
+        } else {
+            (b, self)
+        };
         let d = (x.e - y.e) as u32;
-        // One guard bit below the 128 kept: shift both right by 1 first.
-        let xm = x.m >> 1;
-        let ym = if d >= 127 { 0 } else { (y.m >> 1) >> d };
+        if d >= 129 && x.m & 1 != 0 {
+            // y lies wholly below x's last bit, and x already carries a sticky tail (from an inexact quotient
+            // or product of 64-bit operands, whose discarded part is not far below that bit): the tail
+            // dominates y, so the sum keeps x's direction. Jamming y in would cancel the sticky bit instead.
+            return x;
+        }
+        // One guard bit below the 128 kept: shift both right by 1 first, keeping what falls off as sticky.
+        let xm = x.m >> 1 | (x.m & 1);
+        let ym = jam(y.m >> 1 | (y.m & 1), d);
         if x.neg == y.neg {
             Big::norm(x.neg, x.e + 1, xm + ym)
         } else if xm >= ym {
@@ -144,8 +179,8 @@ impl Big {
             carry = r >> 127 != 0;
             r <<= 1;
         }
-        // q = floor(a.m / d * 2^127): the integer bit is bit 127.
-        Big::norm(self.neg ^ b.neg, self.e - b.e, q)
+        // q = floor(a.m / d * 2^127): the integer bit is bit 127; a nonzero remainder becomes a sticky lsb.
+        Big::norm(self.neg ^ b.neg, self.e - b.e, q | u128::from(carry || r != 0))
     }
 
     /// Square root of a non-negative value (Newton).
@@ -169,53 +204,6 @@ impl Big {
             y = y.add(self.div(y)).scale(-1);
         }
         y
-    }
-
-    /// Rounds to an F80 under `st.rounding` at 64 bits (flags into `st`), through an exact two-part sum.
-    pub fn to_f80(self, st: &mut FloatStatus) -> F80 {
-        let sign = if self.neg { 0x8000u16 } else { 0 };
-        if self.is_zero() {
-            return F80 { mant: 0, se: sign };
-        }
-        // value = hi * 2^(e - 63) + lo * 2^(e - 127): the 128-bit value is rounded once.
-        let hi = (self.m >> 64) as u64;
-        let lo = self.m as u64;
-        let biased = self.e + 16383;
-        if !(1..=0x7ffe).contains(&biased) {
-            // Out of the normal range: round through the crate's scaling (one extra rounding of the tail).
-            let h = F80 {
-                mant: hi,
-                se: sign | 0x3fff,
-            };
-            let l = Big::norm(self.neg, 0, u128::from(lo));
-            let l = l.to_f80_unchecked();
-            let mut s = FloatStatus { ..*st };
-            let sum = f80_add(h, l, &mut s);
-            st.flags |= s.flags;
-            return rqemu_fpu::f80_scalbn(sum, self.e, st);
-        }
-        let h = F80 {
-            mant: hi,
-            se: sign | biased as u16,
-        };
-        let l = Big::norm(self.neg, self.e, u128::from(lo)).to_f80_unchecked();
-        f80_add(h, l, st)
-    }
-
-    /// The top 64 bits as an F80 (the caller knows the exponent is in range).
-    fn to_f80_unchecked(self) -> F80 {
-        let sign = if self.neg { 0x8000u16 } else { 0 };
-        if self.is_zero() {
-            return F80 { mant: 0, se: sign };
-        }
-        let biased = self.e + 16383;
-        if biased < 1 {
-            return F80 { mant: 1, se: sign };
-        }
-        F80 {
-            mant: (self.m >> 64) as u64,
-            se: sign | biased.min(0x7ffe) as u16,
-        }
     }
 }
 
@@ -345,6 +333,24 @@ pub(crate) fn sin_cos(x: Big) -> (Big, Big) {
     }
 }
 
+/// tan x for finite |x| < 2^63.
+pub(crate) fn tan(x: Big) -> Big {
+    let (q, r) = reduce(x);
+    // For tiny r, sin r / cos r would carry two sticky tails whose quotient loses the direction of the
+    // r^3/3 term; take the series instead (the next term is below 2^-160 relative).
+    let t = if r.e < -40 {
+        r.add(r.mul(r).mul(r).div(Big::int(3)))
+    } else {
+        let (s, c) = sin_cos_small(r);
+        s.div(c)
+    };
+    if q & 1 == 1 {
+        Big::int(-1).div(t)
+    } else {
+        t
+    }
+}
+
 /// atan(t) for t >= 0.
 fn atan_pos(t: Big) -> Big {
     if t.is_zero() {
@@ -450,13 +456,111 @@ pub(crate) fn log2_1p(x: Big) -> Big {
     ln1p(x).div(ln2())
 }
 
-/// Rounds `b` under the control word's rounding (extended precision).
-pub(crate) fn round(b: Big, rc: RoundingMode, st: &mut FloatStatus) -> F80 {
-    let mut s = FloatStatus {
-        rounding: rc,
-        ..FloatStatus::default()
+/// A [`Big`] rounded to an F80 with the 64-bit significand.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rounded {
+    /// The result (infinity or the largest finite value on overflow, per the rounding mode).
+    pub value: F80,
+    /// Rounded away from zero (the x87's C1).
+    pub up: bool,
+    /// Tiny (after rounding, as the arithmetic detects it): the x87 then reports underflow.
+    pub tiny: bool,
+    /// Beyond the largest finite value after rounding.
+    pub overflow: bool,
+}
+
+/// Whether rounding to nearest-even, down, up or toward zero increments the kept magnitude.
+fn increments(rc: RoundingMode, neg: bool, odd: bool, rbit: bool, rest: bool) -> bool {
+    match rc {
+        RoundingMode::NearestEven => rbit && (rest || odd),
+        RoundingMode::TowardZero => false,
+        RoundingMode::Up => !neg && (rbit || rest),
+        RoundingMode::Down => neg && (rbit || rest),
+    }
+}
+
+/// Whether rounding `b`'s significand to its top `bits` (< 128) bits increments them.
+fn rounds_up(b: Big, rc: RoundingMode, bits: u32) -> bool {
+    let shift = 128 - bits;
+    let kept = b.m >> shift;
+    let rbit = (b.m >> (shift - 1)) & 1 != 0;
+    let rest = b.m & ((1u128 << (shift - 1)) - 1) != 0;
+    increments(rc, b.neg, kept & 1 != 0, rbit, rest)
+}
+
+/// Rounds `b * 2^adjust` to an F80 under `rc` (extended precision, denormals in the gradual-underflow range).
+pub(crate) fn round(b: Big, rc: RoundingMode, adjust: i32) -> Rounded {
+    let sign = if b.neg { 0x8000u16 } else { 0 };
+    if b.is_zero() {
+        return Rounded {
+            value: F80 { mant: 0, se: sign },
+            up: false,
+            tiny: false,
+            overflow: false,
+        };
+    }
+    let biased = i64::from(b.e) + 16383 + i64::from(adjust);
+    // Tininess after rounding, as the arithmetic: the value rounded to 64 bits with an unbounded exponent is
+    // below 2^-16382.
+    let tiny = biased < 0 || (biased == 0 && !(b.m >> 64 == u128::from(u64::MAX) && rounds_up(b, rc, 64)));
+    // Keep the bits down to the weight of the significand's lsb (at exponent 1 for denormals).
+    let shift = 64 + (1 - biased).max(0);
+    let (kept, rbit, rest) = if shift > 128 {
+        (0u128, false, true)
+    } else if shift == 128 {
+        (0, true, b.m << 1 != 0)
+    } else {
+        (
+            b.m >> shift,
+            (b.m >> (shift - 1)) & 1 != 0,
+            b.m & ((1u128 << (shift - 1)) - 1) != 0,
+        )
     };
-    let r = b.to_f80(&mut s);
-    st.flags |= s.flags;
-    r
+    let inc = increments(rc, b.neg, kept & 1 != 0, rbit, rest);
+    let mut kept = kept + u128::from(inc);
+    let mut biased = biased;
+    if biased >= 1 && kept >> 64 != 0 {
+        kept >>= 1;
+        biased += 1;
+    }
+    if biased >= 0x7fff {
+        let to_inf = match rc {
+            RoundingMode::NearestEven => true,
+            RoundingMode::TowardZero => false,
+            RoundingMode::Up => !b.neg,
+            RoundingMode::Down => b.neg,
+        };
+        let value = if to_inf {
+            F80 {
+                mant: 1 << 63,
+                se: sign | 0x7fff,
+            }
+        } else {
+            F80 {
+                mant: u64::MAX,
+                se: sign | 0x7ffe,
+            }
+        };
+        return Rounded {
+            value,
+            up: to_inf,
+            tiny: false,
+            overflow: true,
+        };
+    }
+    // A denormal whose rounding carried into the integer bit is the smallest normal (exponent field 1).
+    let exp = if biased >= 1 {
+        biased as u16
+    } else {
+        u16::from(kept >> 63 != 0)
+    };
+    Rounded {
+        value: F80 {
+            mant: kept as u64,
+            se: sign | exp,
+        },
+        up: inc,
+        tiny,
+        overflow: false,
+    }
 }

@@ -833,3 +833,202 @@ fn fop_and_fdp_bookkeeping_and_lock_ud() {
     let (_, out) = guest(&[0xf0, 0xd9, 0xe8], |_| {});
     assert_eq!(out, Outcome::Fault { rip: CODE, vector: 6 });
 }
+
+/// An operand for the transcendentals' edges: denormals, pseudo-denormals, tiny and huge values, values near 1,
+/// and the boundaries of the ranges.
+fn edge_operand(r: &mut Rng) -> [u8; 10] {
+    let int = 1u64 << 63;
+    let (m, e): (u64, u16) = match r.below(12) {
+        0 => (r.next() >> 1 >> r.below(64), 0),  // denormal
+        1 => (int | r.next() >> r.below(64), 0), // pseudo-denormal
+        2 => ([int >> 1, int - 1, 1, 3][r.below(4) as usize], 0),
+        3 => (int | r.next() >> r.below(64) >> 1, 1 + r.below(100) as u16),
+        4 => (int | r.next() >> r.below(64) >> 1, 0x7ffe - r.below(100) as u16),
+        5 => (
+            [int, int | 1, u64::MAX][r.below(3) as usize],
+            [1, 0x7ffe, 0x3fff, 0x3ffe][r.below(4) as usize],
+        ),
+        6 => (int | r.next() >> r.below(64) >> 1, 0x3fff - 64 - r.below(200) as u16),
+        7 => (int | r.next() >> r.below(64) >> 1, 0x3fff - 16000 - r.below(380) as u16),
+        8 => (int | r.next() >> r.below(64) >> 1, 0x3ffe + r.below(3) as u16),
+        _ => f80(r),
+    };
+    let se = e | if r.chance(2) { 0x8000 } else { 0 };
+    let mut b = [0u8; 10];
+    b[..8].copy_from_slice(&m.to_le_bytes());
+    b[8..].copy_from_slice(&se.to_le_bytes());
+    b
+}
+
+/// Whether two registers agree as the differential fuzzer requires after a transcendental: equal, or (the
+/// host's result inexact) adjacent with the same sign and integer bit.
+fn close_enough(h: &[u8; 10], g: &[u8; 10], inexact: bool) -> bool {
+    let integer_bit = |r: &[u8; 10]| r[7] >> 7;
+    h == g || (inexact && integer_bit(h) == integer_bit(g) && ulps(h, g) <= 1)
+}
+
+#[test]
+fn transcendental_edges() {
+    // Tiny, denormal, huge and boundary operands under every rounding mode with random exception masks
+    // (unmasked underflow and overflow deliver exponent-wrapped results): the host's results within the
+    // transcendental tolerance, and its flags bit for bit except C1.
+    let cases = [
+        case!("fsin", 0xd9, 0xfe),
+        case!("fcos", 0xd9, 0xff),
+        case!("fsincos", 0xd9, 0xfb),
+        case!("fptan", 0xd9, 0xf2),
+        case!("f2xm1", 0xd9, 0xf0),
+        case!("fyl2x", 0xd9, 0xf1),
+        case!("fyl2xp1", 0xd9, 0xf9),
+        case!("fpatan", 0xd9, 0xf3),
+    ];
+    let n: usize = std::env::var("X87_EDGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1500);
+    let show_max: usize = std::env::var("X87_EDGES_SHOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let seed = std::env::var("X87_EDGES_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed_ed6e);
+    let mut r = Rng(seed);
+    let mut failures = Vec::new();
+    for c in &cases {
+        let mut bad = 0;
+        for _ in 0..n {
+            let (mut s, _) = random_state(&mut r);
+            let top = usize::from(s.fsw >> 11) & 7;
+            s.ftw |= 1 << top | 1 << ((top + 1) & 7);
+            if r.chance(2) {
+                s.ftw &= !(1 << ((top + 7) & 7));
+            }
+            s.regs[top] = edge_operand(&mut r);
+            s.regs[(top + 1) & 7] = edge_operand(&mut r);
+            let h = run_host(c, &s);
+            let g = run_guest(c, &s).expect("runs");
+            let inexact = h.fsw & 0x20 != 0;
+            let same = (0..8).all(|p| close_enough(&h.regs[p], &g.regs[p], inexact))
+                && (h.fsw | 0x200) == (g.fsw | 0x200)
+                && h.ftw == g.ftw
+                && h.fcw == g.fcw;
+            if !same {
+                bad += 1;
+                if bad <= show_max {
+                    failures.push(format!(
+                        "{}:\n  in   {}\n  host {}\n  rq   {}",
+                        c.name,
+                        show(&s),
+                        show(&h),
+                        show(&g)
+                    ));
+                }
+            }
+        }
+        if bad > 0 {
+            failures.push(format!("{}: {bad}/{n} mismatches", c.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn transcendental_fuzz_regressions() {
+    // Differences the differential fuzzer found (FCW, ST(0), ST(1)), compared with the host like
+    // `transcendental_edges`.
+    let regs = |se: u16, m: u64| {
+        let mut b = [0u8; 10];
+        b[..8].copy_from_slice(&m.to_le_bytes());
+        b[8..].copy_from_slice(&se.to_le_bytes());
+        b
+    };
+    let cases: [(Case, u16, [u8; 10], [u8; 10]); 9] = [
+        // Unmasked underflow: the exponent-wrapped result, ES/B.
+        (
+            case!("f2xm1", 0xd9, 0xf0),
+            0xd66,
+            regs(0x8000, 0xb388_8e9f_7ec9_bd4e),
+            regs(0x3fff, 1 << 63),
+        ),
+        (
+            case!("fpatan", 0xd9, 0xf3),
+            0xc40,
+            regs(0x7ffe, u64::MAX),
+            regs(0x0001, 1 << 63),
+        ),
+        // Unmasked overflow: wrapped too.
+        (
+            case!("fyl2xp1", 0xd9, 0xf9),
+            0x973,
+            regs(0x4000, 0xa << 60),
+            regs(0x7ffe, u64::MAX),
+        ),
+        // A denormal's tangent rounds down (magnitude up) to the smallest normal, still with UE.
+        (
+            case!("fptan", 0xd9, 0xf2),
+            0x67f,
+            regs(0x8000, u64::MAX >> 1),
+            regs(0x8001, 1 << 63),
+        ),
+        // Truncated: sin of the smallest negative denormal is -0, cos of it the largest value below 1.
+        (
+            case!("fsincos", 0xd9, 0xfb),
+            0xd7f,
+            regs(0x8000, 1),
+            regs(0x3fff, 1 << 63),
+        ),
+        // Rounded down: sin of the smallest normal is the largest denormal.
+        (
+            case!("fsin", 0xd9, 0xfe),
+            0x57f,
+            regs(0x0001, 1 << 63),
+            regs(0x3fff, 1 << 63),
+        ),
+        // |x| > 1 is returned unchanged.
+        (
+            case!("f2xm1", 0xd9, 0xf0),
+            0x752,
+            regs(0xbfff, 0x8000_0000_0000_08ce),
+            regs(0x3fff, 1 << 63),
+        ),
+        // IE alone for a negative denormal (DE unmasked must not suppress the masked response).
+        (
+            case!("fyl2x", 0xd9, 0xf1),
+            0x675,
+            regs(0x8000, 0xdff6_b492_51b4_7068),
+            regs(0xbffe, 1 << 63),
+        ),
+        // No DE from the rounding of a normal result just above 2^-16368.
+        (
+            case!("fyl2x", 0xd9, 0xf1),
+            0x37f,
+            regs(0x7ffe, u64::MAX),
+            regs(0x0001, 1 << 63),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (c, fcw, x, y) in &cases {
+        let (mut s, _) = random_state(&mut Rng(1));
+        s.fcw = *fcw;
+        s.fsw = 0;
+        s.ftw = 0x7f;
+        s.regs[0] = *x;
+        s.regs[1] = *y;
+        let h = run_host(c, &s);
+        let g = run_guest(c, &s).expect("runs");
+        let inexact = h.fsw & 0x20 != 0;
+        let same = (0..8).all(|p| close_enough(&h.regs[p], &g.regs[p], inexact)) && (h.fsw | 0x200) == (g.fsw | 0x200);
+        if !same {
+            failures.push(format!(
+                "{}:\n  in   {}\n  host {}\n  rq   {}",
+                c.name,
+                show(&s),
+                show(&h),
+                show(&g)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
