@@ -271,18 +271,7 @@ impl DisasContext<'_> {
         let mmu = self.mem_index();
         let index = if input { reg::RDI } else { reg::RSI };
         // ins: ES always; outs: DS unless overridden.
-        let seg_index = if input {
-            seg::ES
-        } else {
-            match self.insn.memory_segment() {
-                Register::ES => seg::ES,
-                Register::CS => seg::CS,
-                Register::SS => seg::SS,
-                Register::FS => seg::FS,
-                Register::GS => seg::GS,
-                _ => seg::DS,
-            }
-        };
+        let seg_index = if input { seg::ES } else { self.mem_seg_index() };
         let off = gen_ext(f, asize, false, I386Target::reg(index));
         let a = f.new_ebb_temp(Type::I64);
         f.mov(a, off);

@@ -170,14 +170,7 @@ impl DisasContext<'_> {
         // The address size (mode and 67 prefix) is the size of the base register iced-x86 names.
         let asize = super::operand::gpr(self.insn.memory_base()).map_or(Size::Q, |g| g.size);
         let a = gen_ext(f, asize, false, a);
-        let seg = match self.insn.memory_segment() {
-            Register::FS => crate::cpu::seg::FS,
-            Register::GS => crate::cpu::seg::GS,
-            Register::ES => crate::cpu::seg::ES,
-            Register::SS => crate::cpu::seg::SS,
-            Register::CS => crate::cpu::seg::CS,
-            _ => crate::cpu::seg::DS,
-        };
+        let seg = self.mem_seg_index();
         let addr = self.add_seg_base(f, a, seg, 1);
         let v = f.new_ebb_temp(Type::I64);
         f.qemu_ld(v, addr, rqemu_include::MemOp::UB, self.mem_index());

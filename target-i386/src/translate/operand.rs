@@ -198,18 +198,17 @@ impl DisasContext<'_> {
     /// for rBP/rSP-based addresses) and any override prefix.
     pub(super) fn gen_ea(&mut self, f: &mut Func, extra_rsp: u64) -> Temp {
         let ea = self.gen_lea_addr(f, extra_rsp);
-        let seg = self.insn.memory_segment();
-        let seg_index = match seg {
-            Register::ES => cpu::seg::ES,
-            Register::CS => cpu::seg::CS,
-            Register::SS => cpu::seg::SS,
-            Register::DS => cpu::seg::DS,
-            Register::FS => cpu::seg::FS,
-            Register::GS => cpu::seg::GS,
-            _ => return ea,
+        let Some(seg_index) = super::seg::sreg(self.insn.memory_segment()) else {
+            return ea;
         };
         let len = u64::from(self.insn.memory_size().size().max(1) as u32);
         self.add_seg_base(f, ea, seg_index, len)
+    }
+
+    /// The segment register number of the memory operand (iced-x86 applies the defaults and any override;
+    /// DS when it names none).
+    pub(super) fn mem_seg_index(&self) -> usize {
+        super::seg::sreg(self.insn.memory_segment()).unwrap_or(cpu::seg::DS)
     }
 
     /// `addr` (an offset already wrapped to the address size) plus the base of segment `seg_index` where the

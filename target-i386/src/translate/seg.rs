@@ -100,7 +100,7 @@ pub(crate) fn register_seg_helpers(t: &mut TargetDesc) -> SegHelpers {
 }
 
 /// The segment register number of `r` (ES..GS), if it is one.
-fn sreg(r: Register) -> Option<usize> {
+pub(super) fn sreg(r: Register) -> Option<usize> {
     Some(match r {
         Register::ES => seg::ES,
         Register::CS => seg::CS,

@@ -2,7 +2,7 @@
 //! movnti, movntdq/movntps/movntpd/movntq, movntdqa, maskmovdqu/maskmovq, movq2dq/movdq2q, movhps/movlps/
 //! movhpd/movlpd/movhlps/movlhps, movss/movsd, and movd/movq with MMX registers.
 
-use iced_x86::{Mnemonic as M, OpKind, Register};
+use iced_x86::{Mnemonic as M, OpKind};
 use rqemu_include::MemOp;
 use rqemu_tcg::{Func, Opcode, Temp, Type};
 
@@ -83,14 +83,7 @@ impl DisasContext<'_> {
                 _ => None,
             })
             .unwrap_or(if self.flags.bitness == 64 { Size::Q } else { Size::L });
-        let seg = match i.memory_segment() {
-            Register::ES => crate::cpu::seg::ES,
-            Register::CS => crate::cpu::seg::CS,
-            Register::SS => crate::cpu::seg::SS,
-            Register::FS => crate::cpu::seg::FS,
-            Register::GS => crate::cpu::seg::GS,
-            _ => crate::cpu::seg::DS,
-        };
+        let seg = self.mem_seg_index();
         let rdi = super::operand::gen_ext(f, asize, false, crate::desc::I386Target::reg(reg::RDI));
         let off = f.new_ebb_temp(Type::I64);
         f.mov(off, rdi);

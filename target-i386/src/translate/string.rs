@@ -77,14 +77,7 @@ impl DisasContext<'_> {
             return false;
         };
         let asize = self.string_addr_size();
-        let src_seg = match self.insn.memory_segment() {
-            iced_x86::Register::ES => seg::ES,
-            iced_x86::Register::CS => seg::CS,
-            iced_x86::Register::SS => seg::SS,
-            iced_x86::Register::FS => seg::FS,
-            iced_x86::Register::GS => seg::GS,
-            _ => seg::DS,
-        };
+        let src_seg = self.mem_seg_index();
         let repz = self.insn.has_rep_prefix();
         let repnz = self.insn.has_repne_prefix();
         let rep = repz || repnz;

@@ -379,14 +379,7 @@ impl DisasContext<'_> {
         let mut mem = None;
         if p.dir != Dir::None {
             let off = self.gen_lea_addr(f, 0);
-            let seg_index = match self.insn.memory_segment() {
-                Register::ES => seg::ES,
-                Register::CS => seg::CS,
-                Register::SS => seg::SS,
-                Register::FS => seg::FS,
-                Register::GS => seg::GS,
-                _ => seg::DS,
-            };
+            let seg_index = self.mem_seg_index();
             let addr = self.add_seg_base(f, off, seg_index, p.len as u64);
             for (o, w) in Self::pieces(p.len) {
                 let (mop, st, _) = Self::piece_ops(w);
