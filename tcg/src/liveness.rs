@@ -200,10 +200,16 @@ impl TempSet {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = Temp> + '_ {
+        // Set bits only, lowest first: sets are sparse (a few globals among thousands of temps).
         self.words.iter().enumerate().flat_map(|(i, &w)| {
-            (0..64)
-                .filter(move |b| w & (1 << b) != 0)
-                .map(move |b| Temp((i * 64 + b) as u32))
+            let mut rest = w;
+            core::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let b = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    Temp((i * 64 + b) as u32)
+                })
+            })
         })
     }
 }
@@ -441,6 +447,14 @@ impl<'a> Solver<'a> {
             }
         }
         tracked.union_with(&globals);
+        // The mentioned globals with their definitions, once: ops that reach the CPU state check them all.
+        let mentioned: Vec<(Temp, &GlobalDef)> = globals
+            .iter()
+            .filter_map(|g| match f.temp(g).kind {
+                TempKind::Global { index, .. } => Some((g, &f.target.globals[index as usize])),
+                _ => None,
+            })
+            .collect();
         let ops = f
             .ops
             .iter()
@@ -450,12 +464,10 @@ impl<'a> Solver<'a> {
                     StateAccess::Nothing => Sync::Nothing,
                     StateAccess::All => Sync::All,
                     access => Sync::Some(
-                        globals
+                        mentioned
                             .iter()
-                            .filter(|&g| match f.temp(g).kind {
-                                TempKind::Global { index, .. } => access.touches(&f.target.globals[index as usize]),
-                                _ => false,
-                            })
+                            .filter(|(_, def)| access.touches(def))
+                            .map(|&(g, _)| g)
                             .collect(),
                     ),
                 };
