@@ -81,3 +81,15 @@ fn jcxz_tests_cx_in_32_bit_code() {
     );
     assert_eq!(m.cpu.regs[1], 0xaee6_0001);
 }
+
+/// emms, like every MMX instruction, sets TOP to 0 before it empties the tags. Found by a multi-instruction
+/// case `fld st(0); emms`: with TOP 3 before, the host ends with FSW.TOP = 0 (and so a different ST view of the
+/// registers), rqemu kept TOP 3.
+#[test]
+fn emms_sets_top_to_zero() {
+    let m = run_with(&[0x0f, 0x77], |m| {
+        m.cpu.fpu.fsw = 3 << 11 | 0x45;
+        m.cpu.fpu.ftw = 0x81;
+    });
+    assert_eq!((m.cpu.fpu.fsw, m.cpu.fpu.ftw), (0x45, 0));
+}

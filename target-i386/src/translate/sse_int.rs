@@ -387,6 +387,8 @@ impl DisasContext<'_> {
             M::Emms => {
                 if self.gen_sse_enabled(f, true) {
                     self.gen_mmx_pending_check(f);
+                    // Like every MMX instruction it sets TOP to 0 (measured), then it empties every tag.
+                    self.gen_mmx_enter(f);
                     let zero = f.constant(Type::I64, 0);
                     f.store(Opcode::St8, zero, Temp::ENV, FTW);
                 }

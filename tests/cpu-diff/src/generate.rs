@@ -832,7 +832,7 @@ impl Generator {
             code.extend(encoder.take_buffer());
             let worst = undefined_flags::worst_case(&insn);
             flags_maybe_undefined |= worst.flags != 0;
-            if worst.gpr.is_some() || worst.mem_dest {
+            if worst.gpr.is_some() || worst.mem_dest || ends_sequence(form.mnemonic()) {
                 break;
             }
         }
@@ -849,6 +849,17 @@ impl Generator {
             bitness: self.opts.bitness,
         })
     }
+}
+
+/// Whether nothing may follow `m` in a sequence: an x87 transcendental (compared within 1 ulp, so a later
+/// instruction could turn an allowed difference into any other) or an x87 environment store (its instruction and
+/// data pointer fields hold host addresses natively, rqemu's own otherwise; a later load could read them).
+fn ends_sequence(m: Mnemonic) -> bool {
+    Family::X87Transcendental.mnemonics().contains(&m)
+        || matches!(
+            m,
+            Mnemonic::Fnstenv | Mnemonic::Fstenv | Mnemonic::Fnsave | Mnemonic::Fsave
+        )
 }
 
 impl Fill<'_> {
@@ -1342,6 +1353,7 @@ fn reads_flags(m: Mnemonic) -> bool {
         M::Adc | M::Sbb | M::Rcl | M::Rcr | M::Lahf | M::Cmc | M::Aaa | M::Aas | M::Daa | M::Das | M::Into
     ) || name.starts_with("Set")
         || name.starts_with("Cmov")
+        || name.starts_with("Fcmov")
 }
 
 fn is_bt_family(m: Mnemonic) -> bool {
