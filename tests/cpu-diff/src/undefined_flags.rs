@@ -349,26 +349,16 @@ mod tests {
         use Mnemonic as M;
         let flagless = [M::Not, M::Movzx, M::Movsx, M::Movsxd, M::Lea, M::Bswap, M::Xchg];
         // Families whose mnemonics write no status flag except those with a row (checked below by name).
-        let no_flags = [
+        let no_flags: Vec<Family> = [
             Family::Stack,
             Family::String,
             Family::Branch,
             Family::SseMove,
             Family::X87Control,
-            Family::Mmx,
-            Family::Sse2Int,
-            Family::Ssse3,
-            Family::Sse41Int,
-            Family::Sse42,
-            Family::Sse1Fp,
-            Family::Sse2Fp,
-            Family::Sse3,
-            Family::Sse41Fp,
-            Family::X87LoadStore,
-            Family::X87Arith,
-            Family::X87Compare,
-            Family::X87Transcendental,
-        ];
+        ]
+        .into_iter()
+        .chain(crate::generate::FP_SIMD_FAMILIES)
+        .collect();
         let writers = [
             M::Popcnt,
             M::Lzcnt,
